@@ -1,0 +1,278 @@
+"""An OpenAI-style upstream on 127.0.0.1 that misbehaves on demand.
+
+A real server never sends one byte per chunk, a cut event or a reset connection when asked, so
+the provider tests use this one for those cases (and the real llama.cpp server for the rest).
+The scenario is the first path segment: a provider configured with
+``url="http://127.0.0.1:PORT/<scenario>/"`` gets that behaviour. The server records each
+request (path, headers, JSON body) and, for streams that the client abandons, the moment the
+client's connection closed.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def chunk(text: str, finish: str | None = None) -> dict:
+    """One chat.completion.chunk object carrying ``text``."""
+    return {"object": "chat.completion.chunk", "model": "gpt-3.5-turbo",
+            "choices": [{"index": 0, "delta": {"content": text} if text else {},
+                         "finish_reason": finish}]}
+
+
+def event(obj: dict | str, eol: str = "\n") -> bytes:
+    data = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)
+    return f"data: {data}{eol}{eol}".encode()
+
+
+TOKENS = ["Hello", ", ", "wörld", " 🌍", " 日本", "!"]
+TEXT = "".join(TOKENS)
+
+
+def normal_events(eol: str = "\n") -> list[bytes]:
+    events = [event(chunk(t), eol) for t in TOKENS]
+    events.append(event(chunk("", "stop"), eol))
+    events.append(event("[DONE]", eol))
+    return events
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FaultServer
+
+    def log_message(self, format, *args):  # noqa: A002 - keep test output quiet
+        pass
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        scenario = self.path.strip("/").split("/")[0]
+        self.server.requests.append({"scenario": scenario, "path": self.path,
+                                     "headers": dict(self.headers.items()), "body": body})
+        getattr(self, "scenario_" + scenario.replace("-", "_"), self.scenario_ok)(body)
+
+    # -- helpers -----------------------------------------------------------------------
+    def start(self, status=200, ctype="text/event-stream", chunked=True, extra=None):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Cache-Control", "no-cache")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def send_chunk(self, data: bytes):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def end_chunks(self):
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def reply(self, status: int, body: bytes, ctype: str):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def stream(self, events: list[bytes], pause: float = 0.0):
+        self.start()
+        for data in events:
+            self.send_chunk(data)
+            if pause:
+                time.sleep(pause)
+        self.end_chunks()
+
+    # -- scenarios -----------------------------------------------------------------------
+    def scenario_ok(self, body):
+        if body and body.get("stream") is False:
+            answer = {"object": "chat.completion", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": TEXT},
+                 "finish_reason": "stop"}]}
+            return self.reply(200, json.dumps(answer).encode(), "application/json")
+        self.stream(normal_events())
+
+    def scenario_bytewise(self, body):
+        self.start()
+        for data in normal_events():
+            for i in range(len(data)):
+                self.send_chunk(data[i:i + 1])
+        self.end_chunks()
+
+    def scenario_bytewise_close(self, body):
+        # No chunked encoding: the body ends when the connection closes.
+        self.start(chunked=False)
+        for data in normal_events():
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                time.sleep(0.0005)
+
+    def scenario_packed(self, body):
+        self.start()
+        self.send_chunk(b"".join(normal_events()))
+        self.end_chunks()
+
+    def scenario_crlf(self, body):
+        events = normal_events("\r\n")
+        self.start()
+        blob = b"".join(events)
+        # Split inside CRLF pairs on purpose.
+        for i in range(0, len(blob), 7):
+            self.send_chunk(blob[i:i + 7])
+        self.end_chunks()
+
+    def scenario_cr(self, body):
+        self.stream(normal_events("\r"))
+
+    def scenario_multiline(self, body):
+        # Each JSON object split over several data: lines, plus comments, ids and event names.
+        out = [b": this is a comment\n\n", b"retry: 1000\n\n"]
+        for data in normal_events():
+            text = data.decode()[len("data: "):].strip()
+            # Split where JSON allows whitespace (after a comma): the lines join with "\n".
+            half = text.find(", ") + 1 or len(text)
+            out.append(f"id: 1\nevent: message\n: note\ndata: {text[:half]}\ndata: {text[half:]}\n\n"
+                       .encode())
+        self.stream(out)
+
+    def scenario_utf8_split(self, body):
+        self.start()
+        blob = b"".join(normal_events())
+        # Split every multi-byte character between two chunks.
+        i = 0
+        while i < len(blob):
+            step = 1 if blob[i] >= 0x80 else 5
+            self.send_chunk(blob[i:i + step])
+            i += step
+        self.end_chunks()
+
+    def scenario_finish_then_hang(self, body):
+        # finish_reason arrives, then the server keeps the stream open and silent.
+        self.start()
+        for data in normal_events()[:-1]:
+            self.send_chunk(data)
+        time.sleep(5)
+        self.end_chunks()
+
+    def scenario_no_done(self, body):
+        self.stream(normal_events()[:3])
+
+    def scenario_cut(self, body):
+        self.start()
+        for data in normal_events()[:2]:
+            self.send_chunk(data)
+        self.send_chunk(b'data: {"choices":[{"delta":{"cont')
+        self.end_chunks()
+
+    def scenario_malformed(self, body):
+        self.stream(normal_events()[:2] + [b"data: {this is not json}\n\n"])
+
+    def scenario_error_event(self, body):
+        error = {"error": {"message": "upstream exploded", "type": "server_error"}}
+        self.stream(normal_events()[:2] + [event(error)])
+
+    def scenario_named_error_event(self, body):
+        self.stream(normal_events()[:2] + [b"event: error\ndata: overloaded, try later\n\n"])
+
+    def scenario_http500(self, body):
+        error = {"error": {"message": "The server had an error", "type": "server_error"}}
+        self.reply(500, json.dumps(error).encode(), "application/json")
+
+    def scenario_http503(self, body):
+        error = {"error": {"message": "no channel is available for model gpt-3.5-turbo",
+                           "type": "one_api_error"}}
+        self.reply(503, json.dumps(error).encode(), "application/json")
+
+    def scenario_http401(self, body):
+        self.reply(401, b'{"error":true,"msg":"empty access code"}', "application/json")
+
+    def scenario_http403(self, body):
+        self.reply(403, b'{"error":true,"msg":"you are not allowed to use gpt-4 model"}',
+                   "application/json")
+
+    def scenario_html(self, body):
+        page = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+                b"<body><h1>502 Bad Gateway</h1><hr>nginx</body></html>")
+        self.reply(502, page, "text/html")
+
+    def scenario_plain(self, body):
+        self.reply(500, b"Internal Server Error\n", "text/plain")
+
+    def scenario_json_error_200(self, body):
+        self.reply(200, b'{"error":{"message":"quota exceeded","type":"insufficient_quota"}}',
+                   "application/json")
+
+    def scenario_not_json(self, body):
+        self.reply(200, b"this is not json", "application/json")
+
+    def scenario_hang(self, body):
+        time.sleep(self.server.hang_seconds)
+
+    def scenario_slow_first(self, body):
+        time.sleep(1.0)
+        self.stream(normal_events())
+
+    def scenario_reset(self, body):
+        self.start()
+        for data in normal_events()[:3]:
+            self.send_chunk(data)
+        # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def scenario_endless(self, body):
+        # A token every 20 ms for up to 20 s; records when the client goes away.
+        self.start()
+        try:
+            for i in range(1000):
+                self.send_chunk(event(chunk(f"t{i} ")))
+                time.sleep(0.02)
+        except OSError:
+            self.server.closed_at.append(time.monotonic())
+            self.close_connection = True
+            return
+        self.end_chunks()
+
+
+class FaultServer(ThreadingHTTPServer):
+    """The server; ``requests`` and ``closed_at`` record what happened."""
+
+    daemon_threads = True
+    hang_seconds = 5.0
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.requests: list[dict] = []
+        self.closed_at: list[float] = []
+
+    def handle_error(self, request, client_address):
+        # Clients that go away mid-stream are the point of several scenarios; no tracebacks.
+        pass
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def url(self, scenario: str) -> str:
+        """The provider ``url`` that selects ``scenario``."""
+        return f"{self.base}/{scenario}/"
+
+    def start_background(self) -> FaultServer:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self

@@ -1,0 +1,371 @@
+"""The OpenAI chat-completions protocol over HTTP, shared by Equing and generic servers.
+
+``OpenAICompatible`` speaks ``POST {base}/chat/completions`` to Ollama, vLLM, a llama.cpp
+server or OpenAI itself; ``Equing`` (in ``equing.py``) is the same protocol at another path with
+the headers of the seed. Everything the original Equing client got wrong is handled here once:
+SSE framing (by ``sseclient-py``), incremental UTF-8, ``[DONE]`` and ``finish_reason``, error
+bodies and error events, timeouts, and closing the response on every exit.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import requests
+import sseclient
+import requests.adapters
+import urllib3
+import urllib3.connection
+import urllib3.exceptions
+
+from .base import (
+    AbstractProvider,
+    Cancellation,
+    CreateResult,
+    MalformedResponse,
+    ProviderError,
+    UpstreamConnectionError,
+    UpstreamHTTPError,
+    UpstreamStreamError,
+    UpstreamTimeout,
+    check_messages,
+    sampling_kwargs,
+)
+
+#: How much of an error body is read to find the upstream's message.
+_ERROR_BODY_LIMIT = 64 * 1024
+#: How long an error message may be once cleaned for display.
+_MESSAGE_LIMIT = 300
+
+_thread_state = threading.local()
+
+
+class _CancellableMixin:
+    """Registers the socket with the thread's current ``Cancellation`` before waiting for
+    the response, so ``cancel()`` from another thread wakes a read blocked on the headers or
+    the body (closing the file descriptor alone does not wake a blocked ``recv`` on Linux)."""
+
+    def getresponse(self, *args: Any, **kwargs: Any):
+        cancel = getattr(_thread_state, "cancel", None)
+        sock = getattr(self, "sock", None)
+        if cancel is not None and sock is not None:
+            cancel.on_cancel(lambda: _shutdown(sock))
+        return super().getresponse(*args, **kwargs)
+
+
+class _HTTPConnection(_CancellableMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_CancellableMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with connections that a ``Cancellation`` can interrupt."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _session() -> requests.Session:
+    """One requests Session per thread: pooled keep-alive connections without sharing a
+    Session between threads (requests does not promise that is safe)."""
+    session = getattr(_thread_state, "session", None)
+    if session is None:
+        session = requests.Session()
+        adapter = _Adapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        _thread_state.session = session
+    return session
+
+
+class _ByteSource:
+    """The response body as an iterator of byte chunks, as they arrive.
+
+    requests' ``iter_content(None)`` waits for the whole body when the upstream does not use
+    chunked transfer encoding, which would turn a stream into one burst; ``read1`` returns what
+    the socket has. Low-level errors become provider errors, and ``exhausted`` tells the parser
+    whether the body ended (so a half event at the end is reported as a cut stream).
+    """
+
+    def __init__(self, response: requests.Response, provider: str,
+                 cancel: Cancellation | None):
+        self.response = response
+        self.provider = provider
+        self.cancel = cancel
+        self.exhausted = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        raw = self.response.raw
+        try:
+            if raw.chunked and raw.supports_chunked_reads():
+                yield from raw.read_chunked(decode_content=True)
+            else:
+                while chunk := raw.read1(65536, decode_content=True):
+                    yield chunk
+        except (urllib3.exceptions.ReadTimeoutError, socket.timeout) as exc:
+            if self._cancelled():
+                return
+            raise UpstreamTimeout("no data from the upstream within the read timeout",
+                                  provider=self.provider) from exc
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            # ValueError: urllib3 reading a response whose socket another thread shut down.
+            if self._cancelled():
+                return
+            raise UpstreamConnectionError(f"the connection broke mid-answer ({exc})",
+                                          provider=self.provider) from exc
+        self.exhausted = True
+
+    def _cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+
+def _clean(text: str) -> str:
+    """Collapse whitespace and shorten to a message fit to show a person."""
+    text = " ".join(text.split())
+    if len(text) > _MESSAGE_LIMIT:
+        text = text[: _MESSAGE_LIMIT - 1] + "…"
+    return text
+
+
+def error_message(obj: Any) -> str | None:
+    """The human message inside an error object in any of the shapes upstreams use.
+
+    OpenAI and one-api: ``{"error": {"message": ..., "type": ...}}``; NextChat:
+    ``{"error": true, "msg": ...}``; FastAPI: ``{"detail": ...}``; or ``{"message": ...}``.
+    Returns ``None`` when ``obj`` is not an error.
+    """
+    if not isinstance(obj, dict):
+        return None
+    err = obj.get("error")
+    if isinstance(err, dict):
+        message = err.get("message") or err.get("msg") or err.get("type") or err.get("code")
+        return _clean(str(message)) if message else "unknown error"
+    if isinstance(err, str) and err:
+        return _clean(err)
+    if err:
+        message = obj.get("msg") or obj.get("message")
+        return _clean(str(message)) if message else "unknown error"
+    if "detail" in obj and "choices" not in obj:
+        detail = obj["detail"]
+        if isinstance(detail, list):
+            detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d)
+                               for d in detail)
+        return _clean(str(detail))
+    return None
+
+
+def _body_message(text: str, content_type: str) -> str:
+    """The message of an error body that is JSON, an HTML page or plain text."""
+    stripped = text.strip()
+    if "json" in content_type or stripped.startswith(("{", "[")):
+        try:
+            message = error_message(json.loads(stripped))
+        except ValueError:
+            message = None
+        if message:
+            return message
+    if "html" in content_type or stripped[:1] == "<":
+        title = re.search(r"<title[^>]*>(.*?)</title>", stripped, re.I | re.S)
+        if title and title.group(1).strip():
+            return _clean(html.unescape(title.group(1)))
+        return _clean(html.unescape(re.sub(r"<[^>]+>", " ", stripped))) or "an HTML error page"
+    return _clean(stripped)
+
+
+def http_error(response: requests.Response, provider: str) -> UpstreamHTTPError:
+    """An ``UpstreamHTTPError`` carrying the status and the upstream's own message."""
+    try:
+        raw = response.raw.read(_ERROR_BODY_LIMIT, decode_content=True) or b""
+    except (urllib3.exceptions.HTTPError, OSError):
+        raw = b""
+    text = raw.decode(response.encoding or "utf-8", errors="replace")
+    message = _body_message(text, response.headers.get("Content-Type", "")) or response.reason
+    return UpstreamHTTPError(message or "error", status=response.status_code, provider=provider,
+                             body=text[:2000])
+
+
+def _completion_content(obj: Any, provider: str, doc: str) -> str:
+    """The assistant text of a non-streamed chat completion."""
+    message = error_message(obj)
+    if message:
+        raise UpstreamStreamError(message, provider=provider)
+    try:
+        content = obj["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise MalformedResponse("the answer has no choices[0].message.content",
+                                doc=doc, provider=provider) from None
+    return content or ""
+
+
+def _stream_tokens(source: _ByteSource, provider: str) -> Iterator[str]:
+    """Yield the text of each chunk event until ``[DONE]`` or a ``finish_reason``."""
+    for event in sseclient.SSEClient(source).events():
+        data = event.data.strip()
+        if data == "[DONE]":
+            return
+        if event.event == "error":
+            # A named error event may carry plain text rather than JSON.
+            try:
+                message = error_message(json.loads(data))
+            except json.JSONDecodeError:
+                message = None
+            raise UpstreamStreamError(message or _clean(data) or "error event", provider=provider)
+        try:
+            obj = json.loads(data)
+        except json.JSONDecodeError as exc:
+            if source.exhausted:
+                raise UpstreamStreamError("the upstream cut the stream off mid-event",
+                                          provider=provider) from exc
+            raise MalformedResponse(f"malformed event from the upstream: {_clean(data)[:120]!r}",
+                                    doc=data, pos=exc.pos, provider=provider) from exc
+        message = error_message(obj)
+        if message:
+            raise UpstreamStreamError(message, provider=provider)
+        finished = False
+        for choice in obj.get("choices") or ():
+            delta = choice.get("delta") or choice.get("message") or {}
+            content = delta.get("content")
+            if content:
+                yield content
+            if choice.get("finish_reason"):
+                finished = True
+        if finished:
+            return
+    if source.cancel is not None and source.cancel.is_set():
+        return
+    raise UpstreamStreamError("the upstream ended the stream before the answer was finished",
+                              provider=provider)
+
+
+class OpenAICompatible(AbstractProvider):
+    """Any server with OpenAI's ``/chat/completions`` API (Ollama, vLLM, llama.cpp, OpenAI).
+
+    ``url`` is the API base including its version, e.g. ``http://127.0.0.1:11434/v1/``;
+    ``api_key``, when set, is sent as a Bearer token. ``models`` lists what it offers (an empty
+    list accepts any model id).
+    """
+
+    name = "openai"
+    label = "OpenAI-compatible server"
+    url = "http://127.0.0.1:8080/v1/"
+    working = False
+    supports_stream = True
+    supports_gpt_35_turbo = True
+    supports_gpt_4 = True
+    models: ClassVar[tuple[str, ...]] = ()
+    #: Path of the chat-completions endpoint below ``url``.
+    endpoint_path: ClassVar[str] = "chat/completions"
+    api_key: ClassVar[str] = ""
+
+    @classmethod
+    def endpoint(cls) -> str:
+        """The full URL requests are POSTed to."""
+        return cls.url.rstrip("/") + "/" + cls.endpoint_path.lstrip("/")
+
+    @classmethod
+    def build_headers(cls, stream: bool) -> dict[str, str]:
+        """Request headers; subclasses add their own identity."""
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+            # A compressed event stream is buffered by the decompressor; ask for it plain.
+            "Accept-Encoding": "identity",
+        }
+        if cls.api_key:
+            headers["Authorization"] = f"Bearer {cls.api_key}"
+        return headers
+
+    @classmethod
+    def build_body(cls, model: str, messages: list[dict[str, str]], stream: bool,
+                   params: dict[str, Any]) -> dict[str, Any]:
+        """The JSON request body: messages, model, stream and the sampling parameters."""
+        return {"messages": messages, "stream": stream, "model": model, **params}
+
+    @classmethod
+    def create_completion(cls, model: str, messages: list[dict[str, str]], stream: bool,
+                          **kwargs: Any) -> CreateResult:
+        """Answer ``messages`` (see ``AbstractProvider.create_completion``).
+
+        The model and parameters are checked here, before any network call, so a wrong model
+        fails at once rather than on the first ``next()``.
+        """
+        cls.check_model(model)
+        try:
+            params = sampling_kwargs(kwargs, cls.params)
+        except ValueError as exc:
+            raise ProviderError(str(exc), provider=cls.name) from None
+        check_messages(messages, cls.name)
+        timeout = kwargs.get("timeout") or cls.timeout
+        cancel = kwargs.get("cancel")
+        body = cls.build_body(model, messages, stream, params)
+        return cls._generate(body, cls.build_headers(stream), stream, timeout, cancel)
+
+    @classmethod
+    def _generate(cls, body: dict[str, Any], headers: dict[str, str], stream: bool,
+                  timeout: Any, cancel: Cancellation | None) -> CreateResult:
+        """POST the request and yield the answer; the response is closed on every exit."""
+        if cancel is not None and cancel.is_set():
+            return
+        _thread_state.cancel = cancel
+        try:
+            response = _session().post(cls.endpoint(), json=body, headers=headers, stream=True,
+                                       timeout=timeout)
+        except requests.exceptions.RequestException as exc:
+            if cancel is not None and cancel.is_set():
+                return
+            if isinstance(exc, requests.exceptions.Timeout):
+                raise UpstreamTimeout(f"the upstream did not answer in time ({exc})",
+                                      provider=cls.name) from exc
+            raise UpstreamConnectionError(f"cannot reach the upstream ({exc})",
+                                          provider=cls.name) from exc
+        finally:
+            _thread_state.cancel = None
+        try:
+            if response.status_code >= 400:
+                raise http_error(response, cls.name)
+            source = _ByteSource(response, cls.name, cancel)
+            if "text/event-stream" in response.headers.get("Content-Type", ""):
+                tokens = _stream_tokens(source, cls.name)
+                if stream:
+                    yield from tokens
+                else:
+                    yield "".join(tokens)
+                return
+            # A plain JSON answer, asked for or not (some servers ignore "stream": true).
+            doc = b"".join(source).decode("utf-8", errors="replace")
+            if cancel is not None and cancel.is_set():
+                return
+            try:
+                obj = json.loads(doc)
+            except json.JSONDecodeError as exc:
+                raise MalformedResponse(f"the answer is not JSON: {_clean(doc)[:120]!r}",
+                                        doc=doc, pos=exc.pos, provider=cls.name) from exc
+            yield _completion_content(obj, cls.name, doc)
+        finally:
+            response.close()
+

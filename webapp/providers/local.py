@@ -6,6 +6,7 @@ importing that package (its ``__init__`` pulls in the ``llm`` CLI). Nothing is d
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import threading
@@ -71,6 +72,16 @@ def _load(path: str, n_ctx: int, n_threads: int) -> _Loaded:
                                     provider="local") from exc
             loaded = _models[key] = _Loaded(llama)
         return loaded
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free loaded models while the interpreter still works (llama.cpp's own finaliser fails
+    noisily when it runs during shutdown)."""
+    with _models_lock:
+        for loaded in _models.values():
+            loaded.llama.close()
+        _models.clear()
 
 
 class LocalModel(AbstractProvider):

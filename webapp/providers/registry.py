@@ -153,6 +153,10 @@ class ProviderRegistry:
                                                      else names[0] if names else "")
         return cls(configured, default)
 
+    def register(self, provider: type[AbstractProvider]) -> None:
+        """Enable one more provider class under its ``name`` (plugins, tests)."""
+        self._providers[provider.name] = provider
+
     def names(self) -> list[str]:
         """Enabled provider names, in configuration order."""
         return list(self._providers)

@@ -1,0 +1,71 @@
+"""A provider that answers from a script: the app tests' stand-in for a model.
+
+It records every call (model, messages, parameters) so tests can check what reached the
+provider, and can pause between tokens, fail mid-answer, or run until cancelled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, ClassVar
+
+from webapp.providers.base import AbstractProvider, CreateResult, ProviderError, sampling_kwargs
+
+
+class ScriptedProvider(AbstractProvider):
+    name = "scripted"
+    label = "Scripted test provider"
+    working = True
+    supports_stream = True
+    models: ClassVar[tuple[str, ...]] = ("script-1", "script-2")
+    tokens: ClassVar[list[str]] = ["Hello", " **world**", "!"]
+    delay: ClassVar[float] = 0.0
+    fail_with: ClassVar[Exception | None] = None
+    endless: ClassVar[bool] = False
+    calls: ClassVar[list[dict[str, Any]]] = []
+    started: ClassVar[threading.Event]
+    closed: ClassVar[threading.Event]
+
+    @classmethod
+    def make(cls, **attrs: Any) -> type[ScriptedProvider]:
+        attrs.setdefault("calls", [])
+        attrs.setdefault("started", threading.Event())
+        attrs.setdefault("closed", threading.Event())
+        return type("ScriptedProvider", (cls,), attrs)
+
+    @classmethod
+    def create_completion(cls, model: str, messages: list[dict[str, str]], stream: bool,
+                          **kwargs: Any) -> CreateResult:
+        cls.check_model(model)
+        cancel = kwargs.pop("cancel", None)
+        cls.calls.append({"model": model, "messages": messages, "stream": stream,
+                          "params": sampling_kwargs(kwargs), "kwargs": kwargs})
+        return cls._run(cancel)
+
+    @classmethod
+    def _run(cls, cancel) -> CreateResult:
+        cls.started.set()
+        try:
+            i = 0
+            while True:
+                if cls.endless:
+                    token = f"t{i} "
+                elif i < len(cls.tokens):
+                    token = cls.tokens[i]
+                else:
+                    break
+                if cancel is not None and cancel.is_set():
+                    return
+                if cls.delay:
+                    time.sleep(cls.delay)
+                yield token
+                i += 1
+            if cls.fail_with is not None:
+                raise cls.fail_with
+        finally:
+            cls.closed.set()
+
+
+def failing(message: str = "upstream exploded", status: int = 503) -> ProviderError:
+    return ProviderError(message, status=status, provider="scripted")

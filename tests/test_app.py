@@ -1,0 +1,338 @@
+"""The chat app through Flask's test client: accounts, turns, streams, stop, ownership."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import csrf_from
+from tests.scripted import failing
+from webapp.extensions import db
+from webapp.models import Conversation, Message, User
+
+
+def rows(app, model, **where):
+    with app.app_context():
+        query = select(model).filter_by(**where).order_by(model.id)
+        found = db.session.scalars(query).all()
+        db.session.expunge_all()
+        return found
+
+
+def start_chat(client, text="Hi <b>there</b>"):
+    """Start a conversation through htmx; returns (conversation, assistant message)."""
+    response = client.post("/c", {"content": text})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    location = response.headers["HX-Redirect"]
+    conversation_id = int(location.rsplit("/", 1)[1])
+    page = client.get(location).get_data(as_text=True)
+    message_id = int(re.findall(r'hx-get="/m/(\d+)/stream"', page)[-1])
+    return conversation_id, message_id
+
+
+def read_stream(client, message_id):
+    response = client.get(f"/m/{message_id}/stream")
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    return response.get_data(as_text=True)
+
+
+def events(body):
+    """The data of each SSE message in ``body`` (comments dropped)."""
+    out = []
+    for block in body.split("\n\n"):
+        lines = [line[6:] for line in block.split("\n") if line.startswith("data: ")]
+        if lines:
+            out.append("\n".join(lines))
+    return out
+
+
+# -- accounts ----------------------------------------------------------------------------
+
+def test_fresh_install_asks_for_the_admin_account(app):
+    client = app.test_client()
+    response = client.get("/")
+    assert response.status_code == 302 and response.headers["Location"] == "/setup"
+    page = client.get("/setup").get_data(as_text=True)
+    bad = client.post("/setup", data={"username": "root", "password": "short",
+                                      "confirm": "short", "csrf_token": csrf_from(page)})
+    assert bad.status_code == 422 and "Use 8 to 256 characters." in bad.get_data(as_text=True)
+    response = client.post("/setup", data={"username": "root", "password": "long enough",
+                                           "confirm": "long enough",
+                                           "csrf_token": csrf_from(page)})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert client.get("/").status_code == 200
+    (user,) = rows(app, User)
+    assert user.username == "root" and user.is_admin
+    assert user.password_hash != "long enough" and user.check_password("long enough")
+    # Setup happens once.
+    assert app.test_client().get("/setup").headers["Location"] == "/login"
+
+
+def test_sign_in_and_out(app, make_user):
+    make_user("alice")
+    client = app.test_client()
+    assert client.get("/").headers["Location"].startswith("/login")
+    page = client.get("/login").get_data(as_text=True)
+    wrong = client.post("/login", data={"username": "alice", "password": "nope",
+                                        "csrf_token": csrf_from(page)})
+    assert wrong.status_code == 422
+    assert "Wrong username or password." in wrong.get_data(as_text=True)
+    ok = client.post("/login?next=/c/1", data={"username": "alice", "password": "correct horse",
+                                               "csrf_token": csrf_from(page)})
+    assert ok.status_code == 302 and ok.headers["Location"] == "/c/1"
+    home = client.get("/")
+    assert home.status_code == 200
+    out = client.post("/logout", data={"csrf_token": csrf_from(home.get_data(as_text=True))})
+    assert out.status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_open_redirect_is_refused(app, make_user):
+    make_user("alice")
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    response = client.post("/login?next=//evil.example/x", data={
+        "username": "alice", "password": "correct horse", "csrf_token": csrf_from(page)})
+    assert response.headers["Location"] == "/"
+
+
+def test_signup_closed_by_default_and_opened_by_configuration(app, make_user):
+    make_user("alice")
+    client = app.test_client()
+    assert client.get("/signup").status_code == 403
+    app.config["SIGNUP_OPEN"] = True
+    page = client.get("/signup").get_data(as_text=True)
+    taken = client.post("/signup", data={"username": "alice", "password": "12345678",
+                                         "confirm": "12345678", "csrf_token": csrf_from(page)})
+    assert "That username is taken." in taken.get_data(as_text=True)
+    response = client.post("/signup", data={"username": "carol", "password": "12345678",
+                                            "confirm": "12345678", "csrf_token": csrf_from(page)})
+    assert response.status_code == 302
+    (carol,) = rows(app, User, username="carol")
+    assert not carol.is_admin
+
+
+def test_post_without_csrf_token_is_refused(alice, app):
+    response = alice.client.post("/c", data={"content": "hello"})
+    assert response.status_code == 400
+    assert rows(app, Message) == []
+
+
+# -- a chat turn -------------------------------------------------------------------------
+
+def test_chat_turn_streams_escaped_tokens_then_final_markdown(alice, app, scripted):
+    scripted.tokens = ["Hello", " <b>bold</b>", " **world**", "!"]
+    scripted.delay = 0.05  # slower than the 30 ms coalescing: one event per token
+    conversation_id, message_id = start_chat(alice)
+    (conversation,) = rows(app, Conversation)
+    assert conversation.title == "Hi <b>there</b>"
+    user_message, answer = rows(app, Message, conversation_id=conversation_id)
+    assert (user_message.role, user_message.content) == ("user", "Hi <b>there</b>")
+    assert (answer.role, answer.status, answer.provider, answer.model) == (
+        "assistant", "pending", "scripted", "script-1")
+    assert answer.params == {"temperature": 0.5, "top_p": 1.0, "presence_penalty": 0.0,
+                             "frequency_penalty": 0.0}
+
+    body = read_stream(alice, message_id)
+    data = events(body)
+    streamed = "".join(data[:-1])
+    assert streamed == "Hello &lt;b&gt;bold&lt;/b&gt; **world**!"
+    final = data[-1]
+    assert f'hx-swap-oob="outerHTML:#m-{message_id}"' in final
+    assert "<strong>world</strong>" in final and "&lt;b&gt;bold&lt;/b&gt;" in final
+    assert "<b>bold</b>" not in final and "hx-get" not in final
+
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.status == "complete"
+    assert answer.content == "Hello <b>bold</b> **world**!"
+    assert answer.token_count == 4
+    assert answer.started_at <= answer.first_token_at <= answer.finished_at
+    assert scripted.calls[0]["messages"] == [{"role": "user", "content": "Hi <b>there</b>"}]
+
+
+def test_finished_stream_is_never_generated_twice(alice, app, scripted):
+    _, message_id = start_chat(alice)
+    read_stream(alice, message_id)
+    again = events(read_stream(alice, message_id))
+    assert len(again) == 1 and "Hello" in again[0] and "hx-swap-oob" in again[0]
+    assert len(scripted.calls) == 1
+
+
+def test_history_and_system_prompt_reach_the_provider(alice, app, scripted, make_user):
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(username="alice"))
+        user.settings.system_prompt = "Be brief."
+        user.settings.temperature = 0.9
+        db.session.commit()
+    conversation_id, first = start_chat(alice, "First question")
+    read_stream(alice, first)
+    response = alice.post(f"/c/{conversation_id}/messages", {"content": "Second question"})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Second question" in html and 'hx-trigger="load"' in html
+    second = int(re.findall(r"/m/(\d+)/stream", html)[0])
+    read_stream(alice, second)
+    call = scripted.calls[-1]
+    assert call["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "First question"},
+        {"role": "assistant", "content": "Hello **world**!"},
+        {"role": "user", "content": "Second question"},
+    ]
+    assert call["params"]["temperature"] == 0.9
+    (answer,) = rows(app, Message, id=second)
+    assert answer.params["system_prompt"] == "Be brief." and answer.params["temperature"] == 0.9
+
+
+def test_history_is_bounded_oldest_first(alice, app, scripted):
+    app.config["MAX_HISTORY_MESSAGES"] = 3
+    conversation_id, message_id = start_chat(alice, "one")
+    read_stream(alice, message_id)
+    for text in ("two", "three"):
+        html = alice.post(f"/c/{conversation_id}/messages", {"content": text}).get_data(
+            as_text=True)
+        read_stream(alice, int(re.findall(r"/m/(\d+)/stream", html)[0]))
+    sent = scripted.calls[-1]["messages"]
+    assert [m["content"] for m in sent] == ["two", "Hello **world**!", "three"]
+
+
+def test_upstream_failure_keeps_partial_text_and_shows_why(alice, app, scripted):
+    scripted.tokens = ["Partial", " answer"]
+    scripted.fail_with = failing("no channel is available", 503)
+    conversation_id, message_id = start_chat(alice)
+    final = events(read_stream(alice, message_id))[-1]
+    assert "Partial answer" in final
+    assert "no channel is available" in final and 'role="alert"' in final
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.status == "error" and answer.content == "Partial answer"
+    assert "HTTP 503" in answer.error
+    user_message = rows(app, Message, conversation_id=conversation_id)[0]
+    assert user_message.content == "Hi <b>there</b>"
+    # The page shows it too, and the conversation goes on.
+    page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
+    assert "no channel is available" in page
+    scripted.fail_with = None
+    response = alice.post(f"/c/{conversation_id}/messages", {"content": "again"})
+    assert response.status_code == 200
+
+
+def test_stop_ends_the_stream_and_keeps_the_text(alice, app, scripted):
+    scripted.endless = True
+    scripted.delay = 0.01
+    _, message_id = start_chat(alice)
+    chunks = []
+
+    def consume():
+        # Request and read in one thread, as a WSGI server does.
+        response = alice.get(f"/m/{message_id}/stream")
+        for chunk in response.response:
+            chunks.append(chunk.decode() if isinstance(chunk, bytes) else chunk)
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    assert scripted.started.wait(5)
+    while not any("t3" in c for c in chunks):
+        reader.join(0.02)
+    stop = alice.post(f"/m/{message_id}/stop")
+    assert stop.status_code == 204
+    reader.join(10)
+    assert not reader.is_alive()
+    assert scripted.closed.wait(5)
+    final = events("".join(chunks))[-1]
+    assert "Stopped." in final
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.status == "stopped" and answer.content.startswith("t0 t1 t2 t3")
+    assert answer.stop_requested
+
+
+def test_client_leaving_saves_the_partial_answer_as_stopped(alice, app, scripted):
+    scripted.endless = True
+    scripted.delay = 0.01
+    _, message_id = start_chat(alice)
+    response = alice.get(f"/m/{message_id}/stream")
+    iterator = iter(response.response)
+    received = ""
+    while "t2" not in received:
+        chunk = next(iterator)
+        received += chunk.decode() if isinstance(chunk, bytes) else chunk
+    response.close()  # what the WSGI server does when the socket drops
+    assert scripted.closed.wait(5)
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.status == "stopped"
+    assert answer.content.startswith("t0 t1 t2")
+    assert "closed" in answer.error
+
+
+def test_no_javascript_turn_generates_and_redirects(alice, app, scripted):
+    response = alice.post("/c", {"content": "plain form"}, htmx=False)
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert re.fullmatch(r"/c/\d+#m-\d+", location)
+    page = alice.get(location.split("#")[0]).get_data(as_text=True)
+    assert "<strong>world</strong>" in page and "hx-get" not in page
+    (_, answer) = rows(app, Message)
+    assert answer.status == "complete"
+    conversation_id = answer.conversation_id
+    again = alice.post(f"/c/{conversation_id}/messages", {"content": "more"}, htmx=False)
+    assert again.status_code == 303
+    assert len(rows(app, Message, conversation_id=conversation_id)) == 4
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_bad_messages_are_refused_with_a_reason(alice, app, htmx):
+    empty = alice.post("/c", {"content": "   "}, htmx=htmx)
+    assert empty.status_code == 422 and "Type a message first." in empty.get_data(as_text=True)
+    app.config["MAX_MESSAGE_CHARS"] = 10
+    long = alice.post("/c", {"content": "x" * 11}, htmx=htmx)
+    assert long.status_code == 422
+    body = long.get_data(as_text=True)
+    assert "too long" in body
+    if not htmx:
+        assert "x" * 11 in body  # the text stays in the box
+    assert rows(app, Message) == []
+
+
+def test_second_message_while_answering_is_refused(alice, app):
+    conversation_id, _ = start_chat(alice)
+    response = alice.post(f"/c/{conversation_id}/messages", {"content": "wait"})
+    assert response.status_code == 409
+    assert "still being written" in response.get_data(as_text=True)
+
+
+def test_sidebar_lists_newest_first_with_pages(alice, app, make_user):
+    app.config["CONVERSATIONS_PER_PAGE"] = 2
+    for text in ("first", "second", "third"):
+        alice.post("/c", {"content": text}, htmx=False)
+    page = alice.get("/").get_data(as_text=True)
+    titles = re.findall(r'<li><a href="/c/\d+"[^>]*>([^<]+)</a>', page)
+    assert titles == ["third", "second"]
+    assert 'hx-get="/conversations?page=2' in page
+    more = alice.get("/conversations?page=2").get_data(as_text=True)
+    assert "first" in more and "More" not in more
+
+
+def test_other_people_get_404_everywhere(alice, bob, app):
+    conversation_id, message_id = start_chat(alice)
+    bob.refresh_token()
+    assert bob.get(f"/c/{conversation_id}").status_code == 404
+    assert bob.get(f"/m/{message_id}").status_code == 404
+    assert bob.get(f"/m/{message_id}/stream").status_code == 404
+    assert bob.post(f"/m/{message_id}/stop").status_code == 404
+    assert bob.post(f"/c/{conversation_id}/messages", {"content": "hi"}).status_code == 404
+    assert "Hi &lt;b&gt;there" not in bob.get("/").get_data(as_text=True)
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.status == "pending" and not answer.stop_requested
+
+
+def test_pages_send_security_headers(alice):
+    response = alice.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

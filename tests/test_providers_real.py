@@ -1,0 +1,131 @@
+"""Providers against real peers: llama_cpp.server and the embedded model in-process."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+
+from webapp.providers import Cancellation, Equing, LocalModel, OpenAICompatible, ProviderError
+from webapp.providers import equing as equing_module
+
+pytestmark = pytest.mark.peer
+
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+
+
+@pytest.fixture()
+def generic(llama_server):
+    return OpenAICompatible.configured(url=llama_server + "/v1/")
+
+
+@pytest.fixture()
+def equing(llama_server):
+    return Equing.configured(url=llama_server + "/")
+
+
+@pytest.mark.parametrize("which", ["generic", "equing"])
+def test_stream_and_non_stream_answers(request, which):
+    provider = request.getfixturevalue(which)
+    model = provider.default_model() or "SmolLM2-135M-Instruct"
+    tokens = list(provider.create_completion(model, QUESTION, True, max_tokens=24, temperature=0))
+    assert len(tokens) > 1 and "".join(tokens).strip()
+    whole = list(provider.create_completion(model, QUESTION, False, max_tokens=24, temperature=0))
+    assert len(whole) == 1 and whole[0].strip()
+    # Greedy decoding is deterministic: streamed and whole answers are the same text.
+    assert whole[0] == "".join(tokens)
+
+
+def test_temperature_zero_gives_the_same_answer_twice(equing):
+    prompt = [{"role": "user", "content": "Write a sentence about the sea."}]
+    first = "".join(equing.create_completion("gpt-3.5-turbo", prompt, True, temperature=0,
+                                             max_tokens=30))
+    second = "".join(equing.create_completion("gpt-3.5-turbo", prompt, True, temperature=0,
+                                              max_tokens=30))
+    assert first == second and first.strip()
+
+
+def test_max_tokens_is_honoured(generic):
+    prompt = [{"role": "user", "content": "Count from one to one hundred in words."}]
+    short = list(generic.create_completion("any", prompt, True, temperature=0, max_tokens=3))
+    longer = list(generic.create_completion("any", prompt, True, temperature=0, max_tokens=40))
+    assert 1 <= len(short) <= 3 < len(longer)
+
+
+def test_abandoning_the_stream_lets_the_server_serve_again(equing):
+    generator = equing.create_completion("gpt-3.5-turbo", QUESTION, True, max_tokens=200)
+    next(generator)
+    generator.close()
+    assert "".join(equing.create_completion("gpt-3.5-turbo", QUESTION, False, max_tokens=8))
+
+
+def test_seed_examples_run_as_written(llama_server, monkeypatch):
+    """The two examples of Equing.md, verbatim but for the service's address."""
+    monkeypatch.setattr(equing_module.Equing, "url", llama_server + "/")
+    Equing = equing_module.Equing  # noqa: N806 - the seed's spelling
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        model = "gpt-3.5-turbo"
+        messages = [{"role": "user", "content": "Hello, how are you?"}]
+        stream = False
+        result = Equing.create_completion(model=model, messages=messages, stream=stream)
+        for r in result:
+            print(r)
+
+        model = "gpt-3.5-turbo"
+        messages = [{"role": "user", "content": "Tell me a joke."}]
+        stream = True
+        result = Equing.create_completion(model=model, messages=messages, stream=stream,
+                                          temperature=0.7)
+        for r in result:
+            print(r, end="")
+    assert len(out.getvalue().strip()) > 10
+
+
+# -- the embedded model ------------------------------------------------------------------
+
+def test_local_model_answers_a_real_prompt():
+    model = LocalModel.default_model()
+    tokens = list(LocalModel.create_completion(model, QUESTION, True, temperature=0,
+                                               max_tokens=16))
+    assert len(tokens) > 1
+    assert "paris" in "".join(tokens).lower()
+    whole = list(LocalModel.create_completion(model, QUESTION, False, temperature=0,
+                                              max_tokens=16))
+    assert whole == ["".join(tokens)]
+
+
+def test_local_model_parameters_pass_through():
+    model = LocalModel.default_model()
+    prompt = [{"role": "user", "content": "Write a sentence about the sea."}]
+    kwargs = dict(temperature=0, max_tokens=20, top_p=0.9, presence_penalty=0.5,
+                  frequency_penalty=0.5)
+    first = "".join(LocalModel.create_completion(model, prompt, True, **kwargs))
+    assert first == "".join(LocalModel.create_completion(model, prompt, True, **kwargs))
+    assert len(list(LocalModel.create_completion(model, prompt, True, temperature=0,
+                                                 max_tokens=2))) <= 2
+
+
+def test_local_model_cancel_and_close_release_the_lock():
+    model = LocalModel.default_model()
+    cancel = Cancellation()
+    received = []
+    for token in LocalModel.create_completion(model, QUESTION, True, max_tokens=200,
+                                              cancel=cancel):
+        received.append(token)
+        cancel.cancel()
+    assert len(received) == 1
+    generator = LocalModel.create_completion(model, QUESTION, True, max_tokens=200)
+    next(generator)
+    generator.close()
+    assert LocalModel.load().lock.acquire(timeout=5)
+    LocalModel.load().lock.release()
+
+
+def test_local_model_rejects_what_it_cannot_do():
+    with pytest.raises(ProviderError):
+        LocalModel.create_completion("gpt-4", QUESTION, True)
+    too_long = [{"role": "user", "content": "word " * 5000}]
+    with pytest.raises(ProviderError):
+        list(LocalModel.create_completion(LocalModel.default_model(), too_long, True))

@@ -1,0 +1,76 @@
+"""Equing Chat: a light, self-hostable web chat for LLMs (Flask + htmx)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import extensions
+from .config import Config, finalize
+from .extensions import csrf, db, limiter, login_manager, migrate, talisman
+from .providers import ProviderRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: The Content-Security-Policy: our own scripts and styles only, no inline script.
+CSP = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "connect-src": "'self'",
+    "font-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "frame-ancestors": "'none'",
+    "form-action": "'self'",
+}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the application: configuration, extensions, providers, blueprints."""
+    app = Flask(__name__, instance_path=os.environ.get("FLASK_INSTANCE_PATH") or None,
+                instance_relative_config=True, template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"))
+    app.config.from_object(Config)
+    app.config.from_prefixed_env()
+    if test_config:
+        app.config.update(test_config)
+    finalize(app)
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    extensions.sqlite_busy_timeout_ms = int(app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to continue."
+    csrf.init_app(app)
+    limiter.init_app(app)
+    talisman.init_app(
+        app,
+        force_https=app.config["FORCE_HTTPS"],
+        session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
+        content_security_policy=CSP,
+        frame_options="DENY",
+        referrer_policy="same-origin",
+        strict_transport_security=app.config["FORCE_HTTPS"],
+    )
+
+    app.extensions["providers"] = ProviderRegistry.from_config(app.config)
+
+    from . import auth, chat, cli, errors, meta
+    from .rendering import render_markdown
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(chat.bp)
+    app.register_blueprint(meta.bp)
+    errors.init_app(app)
+    cli.init_app(app)
+    app.jinja_env.filters["markdown"] = render_markdown
+    return app

@@ -1,0 +1,131 @@
+"""Accounts: first-run setup of the admin, sign in, sign out, optional sign-up."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import func, select
+
+from ..extensions import db, limiter, login_manager
+from ..models import User, UserSettings
+from .forms import LoginForm, SignupForm
+
+bp = Blueprint("auth", __name__)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    """Flask-Login's loader: the signed-in person, by id."""
+    try:
+        return db.session.get(User, int(user_id))
+    except ValueError:
+        return None
+
+
+def has_users() -> bool:
+    """Whether any account exists; cached once true (accounts are not all deleted in use)."""
+    if current_app.extensions.get("has_users"):
+        return True
+    found = db.session.scalar(select(func.count()).select_from(User)) > 0
+    if found:
+        current_app.extensions["has_users"] = True
+    return found
+
+
+def create_user(username: str, password: str, *, is_admin: bool = False) -> User:
+    """Create an account with the seed's default generation settings."""
+    user = User(username=username.strip(), is_admin=is_admin)
+    user.set_password(password)
+    user.settings = UserSettings()
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after sign-in (no open redirects)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("chat.index")
+
+
+def _sign_in(user: User, remember: bool = False) -> None:
+    # A fresh session at sign-in: nothing set before it (by anyone) carries over.
+    session.clear()
+    login_user(user, remember=remember)
+
+
+@bp.before_app_request
+def require_setup():
+    """Until an admin account exists, every page leads to the setup form."""
+    if request.endpoint in ("auth.setup", "static", "meta.healthz") or request.endpoint is None:
+        return None
+    if not has_users():
+        return redirect(url_for("auth.setup"))
+    return None
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup():
+    """First run: create the administrator's account."""
+    if has_users():
+        return redirect(url_for("auth.login"))
+    form = SignupForm()
+    if form.validate_on_submit():
+        user = create_user(form.username.data, form.password.data, is_admin=True)
+        _sign_in(user)
+        flash("Welcome! Your administrator account is ready.", "ok")
+        return redirect(url_for("chat.index"))
+    return render_template("auth/setup.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+def login():
+    """Sign in with a username and password."""
+    if current_user.is_authenticated:
+        return redirect(url_for("chat.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = db.session.scalar(User.by_username(form.username.data.strip()))
+        if user is not None and user.check_password(form.password.data):
+            target = _safe_next(request.args.get("next"))
+            _sign_in(user, remember=form.remember.data)
+            return redirect(target)
+        form.password.errors.append("Wrong username or password.")
+    status = 422 if form.errors else 200
+    return render_template("auth/login.html", form=form,
+                           signup_open=current_app.config["SIGNUP_OPEN"]), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    """Sign out and end the session."""
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup():
+    """Create an account, when the operator has opened sign-up."""
+    if not current_app.config["SIGNUP_OPEN"]:
+        return render_template("auth/signup_closed.html"), 403
+    form = SignupForm()
+    if form.validate_on_submit():
+        if db.session.scalar(User.by_username(form.username.data.strip())) is not None:
+            form.username.errors.append("That username is taken.")
+        else:
+            _sign_in(create_user(form.username.data, form.password.data))
+            return redirect(url_for("chat.index"))
+    return render_template("auth/signup.html", form=form), 422 if form.errors else 200

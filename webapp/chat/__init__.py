@@ -1,0 +1,203 @@
+"""Chat pages: the sidebar, conversations, posting a message, the answer's stream, Stop."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    get_template_attribute,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user, login_required
+from ..extensions import db
+from ..models import FINAL_STATUSES, Conversation, Message
+from ..rendering import escape_stream_text
+from ..streaming import Generation, claim, follow, mark_interrupted, short_session, stops
+from .turns import TurnError, start_turn
+
+bp = Blueprint("chat", __name__)
+
+
+def is_htmx() -> bool:
+    """Whether htmx made this request (it then gets a fragment, not a page)."""
+    return request.headers.get("HX-Request") == "true"
+
+
+def sidebar_page(page: int) -> tuple[list[Conversation], bool]:
+    """One page of the person's conversations and whether there are more."""
+    size = current_app.config["CONVERSATIONS_PER_PAGE"]
+    rows = db.session.scalars(Conversation.for_user(current_user.id)
+                              .offset((page - 1) * size).limit(size + 1)).all()
+    return rows[:size], len(rows) > size
+
+
+def owned_conversation(conversation_id: int) -> Conversation:
+    """The conversation if the signed-in person owns it; 404 otherwise (never 403)."""
+    conversation = db.session.scalar(Conversation.owned(conversation_id, current_user.id))
+    if conversation is None:
+        abort(404)
+    return conversation
+
+
+def owned_message(message_id: int) -> Message:
+    """The message if the signed-in person owns its conversation; 404 otherwise."""
+    message = db.session.scalar(Message.owned(message_id, current_user.id))
+    if message is None:
+        abort(404)
+    return message
+
+
+def _page(conversation: Conversation | None, *, error: str | None = None, draft: str = "",
+          status: int = 200):
+    conversations, more = sidebar_page(1)
+    messages = []
+    if conversation is not None:
+        messages = list(conversation.messages)
+        if any(mark_interrupted(m) for m in messages):
+            db.session.commit()
+    response = render_template("chat.html", conversation=conversation, messages=messages,
+                               conversations=conversations, more=more, error=error,
+                               draft=draft,
+                               default_label=current_app.extensions["providers"]
+                               .default_provider().label)
+    return response, status
+
+
+@bp.get("/")
+@login_required
+def index():
+    """A new, empty chat."""
+    return _page(None)
+
+
+@bp.get("/conversations")
+@login_required
+def conversations():
+    """The sidebar list, one page at a time (htmx loads the next page in place)."""
+    page = max(request.args.get("page", 1, type=int), 1)
+    items, more = sidebar_page(page)
+    current = request.args.get("current", 0, type=int)
+    return render_template("_sidebar_page.html", conversations=items, more=more, page=page,
+                           current=current)
+
+
+@bp.get("/c/<int:conversation_id>")
+@login_required
+def conversation(conversation_id: int):
+    """A conversation with its history and the composer."""
+    return _page(owned_conversation(conversation_id))
+
+
+def _turn_response(conversation: Conversation | None, content: str):
+    """Start a turn and answer the way the request needs (htmx fragment or full page)."""
+    try:
+        conversation, user_message, answer = start_turn(conversation, current_user, content)
+    except TurnError as exc:
+        if is_htmx():
+            return render_template("_composer_error.html", error=exc.message), exc.status
+        return _page(conversation, error=exc.message, draft=content, status=exc.status)
+    if not is_htmx():
+        # Without JavaScript: generate the whole answer now, then show the page.
+        app = current_app._get_current_object()
+        job = claim(app, answer.id)
+        if job is not None:
+            for _ in Generation(app, job):
+                pass
+        return redirect(url_for("chat.conversation", conversation_id=conversation.id,
+                                _anchor=f"m-{answer.id}"), code=303)
+    if request.endpoint == "chat.create":
+        # A new conversation gets its own page (and address); the stream starts there.
+        response = Response(status=200)
+        response.headers["HX-Redirect"] = url_for("chat.conversation",
+                                                  conversation_id=conversation.id)
+        return response
+    response = Response(render_template("_turn.html", messages=[user_message, answer]))
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.post("/c")
+@login_required
+def create():
+    """Start a new conversation with its first message."""
+    return _turn_response(None, request.form.get("content", ""))
+
+
+@bp.post("/c/<int:conversation_id>/messages")
+@login_required
+def post_message(conversation_id: int):
+    """Add the person's message and a pending answer to a conversation."""
+    return _turn_response(owned_conversation(conversation_id), request.form.get("content", ""))
+
+
+def sse_data(html: str) -> str:
+    """One unnamed SSE message carrying ``html`` (each line its own ``data:`` field)."""
+    lines = html.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "".join(f"data: {line}\n" for line in lines) + "\n"
+
+
+@bp.get("/m/<int:message_id>/stream")
+@login_required
+def stream(message_id: int):
+    """The answer as an event stream: escaped text as it comes, then the final HTML.
+
+    The first request for a pending message generates it; any later request follows the
+    saved text, or gets the final HTML at once when the answer is finished.
+    """
+    message = owned_message(message_id)
+    if message.role != "assistant":
+        abort(404)
+    app = current_app._get_current_object()
+    render = get_template_attribute("_partials.html", "message")
+    db.session.close()  # nothing of the request's session is held while streaming
+
+    def events():
+        yield ": stream\n\n"  # sends the headers now
+        job = claim(app, message_id)
+        source = iter(Generation(app, job) if job is not None else follow(app, message_id))
+        try:
+            for kind, text in source:
+                if kind == "text":
+                    yield sse_data(escape_stream_text(text))
+                else:
+                    yield ": keepalive\n\n"
+        finally:
+            source.close()
+        with short_session(app) as session:
+            final = session.get(Message, message_id)
+            yield sse_data(str(render(final, oob=True)))
+
+    response = Response(stream_with_context(events()), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+@bp.post("/m/<int:message_id>/stop")
+@login_required
+def stop(message_id: int):
+    """Ask for the answer to stop; the stream then ends with what was written so far."""
+    message = owned_message(message_id)
+    if message.status not in FINAL_STATUSES:
+        message.stop_requested = True
+        db.session.commit()
+        stops.cancel(message_id)
+    if is_htmx():
+        return Response(status=204)
+    return redirect(url_for("chat.conversation", conversation_id=message.conversation_id,
+                            _anchor=f"m-{message_id}"), code=303)
+
+
+@bp.get("/m/<int:message_id>")
+@login_required
+def message(message_id: int):
+    """One message's HTML (its current state)."""
+    message = owned_message(message_id)
+    return get_template_attribute("_partials.html", "message")(message)
+

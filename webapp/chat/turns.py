@@ -1,0 +1,92 @@
+"""Starting a chat turn: check the message, pick the provider, save both rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import (
+    COMPLETE,
+    FINAL_STATUSES,
+    PENDING,
+    Conversation,
+    Message,
+    User,
+    UserSettings,
+    utcnow,
+)
+from ..streaming import mark_interrupted
+
+TITLE_CHARS = 60
+
+
+class TurnError(Exception):
+    """A turn that cannot start; ``message`` says why, ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def title_from(content: str) -> str:
+    """A conversation title from its first message: the first line, cut at a word."""
+    line = " ".join(content.strip().split("\n", 1)[0].split())
+    if len(line) <= TITLE_CHARS:
+        return line or "New chat"
+    cut = line[:TITLE_CHARS].rsplit(" ", 1)[0]
+    return (cut if len(cut) > TITLE_CHARS // 2 else line[:TITLE_CHARS]) + "…"
+
+
+def generation_choice(settings: UserSettings) -> tuple[str, str, dict[str, Any]]:
+    """The provider, model and exact parameters a new answer will use."""
+    registry = current_app.extensions["providers"]
+    name = settings.provider if settings.provider in registry else registry.default
+    provider = registry.get(name)
+    model = settings.model if settings.model and provider.supports_model(settings.model) \
+        else provider.default_model()
+    params = settings.sampling()
+    default_max = getattr(provider, "default_max_tokens", None)
+    if "max_tokens" not in params and default_max:
+        params["max_tokens"] = default_max  # recorded, so the row says what really applied
+    if settings.system_prompt:
+        params["system_prompt"] = settings.system_prompt
+    return name, model, params
+
+
+def start_turn(conversation: Conversation | None, user: User, content: str
+               ) -> tuple[Conversation, Message, Message]:
+    """Save the person's message and a pending answer; create the conversation if needed."""
+    content = (content or "").strip()
+    limit = current_app.config["MAX_MESSAGE_CHARS"]
+    if not content:
+        raise TurnError("Type a message first.")
+    if len(content) > limit:
+        raise TurnError(f"The message is too long: {len(content):,} characters "
+                        f"(at most {limit:,}).")
+    if conversation is not None:
+        busy = db.session.scalars(select(Message).where(
+            Message.conversation_id == conversation.id,
+            Message.status.not_in(FINAL_STATUSES))).all()
+        if [m for m in busy if not mark_interrupted(m)]:
+            raise TurnError("An answer is still being written: wait for it or stop it.", 409)
+    settings = user.settings
+    if settings is None:
+        settings = user.settings = UserSettings()
+    provider, model, params = generation_choice(settings)
+    now = utcnow()
+    if conversation is None:
+        conversation = Conversation(user_id=user.id, title=title_from(content))
+        db.session.add(conversation)
+    conversation.updated_at = now
+    user_message = Message(conversation=conversation, role="user", content=content,
+                           status=COMPLETE, created_at=now)
+    answer = Message(conversation=conversation, role="assistant", content="", status=PENDING,
+                     provider=provider, model=model, params=params, created_at=now,
+                     updated_at=now)
+    db.session.add_all([user_message, answer])
+    db.session.commit()
+    return conversation, user_message, answer

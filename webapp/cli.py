@@ -1,0 +1,94 @@
+"""``flask`` commands for operators: users, providers, a chat from the terminal."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+
+from .extensions import db
+from .models import User
+from .providers import ProviderError
+
+
+def init_app(app: Flask) -> None:
+    """Register the commands on ``app``."""
+    app.cli.add_command(users)
+    app.cli.add_command(providers)
+    app.cli.add_command(chat)
+
+
+@click.group()
+def users():
+    """Manage accounts."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="The password (asked for when not given).")
+@click.option("--admin", is_flag=True, help="Make the account an administrator.")
+def users_create(username: str, password: str, admin: bool):
+    """Create an account."""
+    from .auth import create_user
+
+    if db.session.scalar(User.by_username(username)) is not None:
+        raise click.ClickException(f"the username {username!r} is taken")
+    if len(password) < 8:
+        raise click.ClickException("the password needs at least 8 characters")
+    create_user(username, password, is_admin=admin)
+    click.echo(f"created {'administrator ' if admin else ''}{username}")
+
+
+@click.command()
+@click.option("--probe/--no-probe", default=True, help="Send each provider a real request.")
+def providers(probe: bool):
+    """List the enabled providers with their flags, models, URL and whether they work."""
+    registry = current_app.extensions["providers"]
+    for provider in registry:
+        working = provider.working
+        detail = ""
+        if probe:
+            result = registry.probe(provider.name)
+            working, detail = result.working, f" ({result.detail}, {result.seconds:.2f}s)"
+        default = " [default]" if provider.name == registry.default else ""
+        click.echo(f"{provider.name}{default}: {provider.label}")
+        click.echo(f"  url: {provider.url or '(in-process)'}")
+        click.echo(f"  models: {', '.join(provider.models) or '(any)'}")
+        click.echo(f"  supports_stream={provider.supports_stream} "
+                   f"supports_gpt_35_turbo={provider.supports_gpt_35_turbo} "
+                   f"supports_gpt_4={provider.supports_gpt_4}")
+        click.echo(f"  working: {'yes' if working else 'no'}{detail}")
+
+
+@click.command()
+@click.argument("prompt")
+@click.option("--provider", "name", default=None, help="Provider name (default: the default).")
+@click.option("--model", default=None, help="Model id (default: the provider's first).")
+@click.option("--temperature", type=float, default=None)
+@click.option("--max-tokens", type=int, default=None)
+@click.option("--system", default="", help="A system prompt.")
+@click.option("--no-stream", is_flag=True, help="Ask for the whole answer at once.")
+def chat(prompt: str, name: str | None, model: str | None, temperature: float | None,
+         max_tokens: int | None, system: str, no_stream: bool):
+    """Stream one answer to PROMPT to the terminal."""
+    registry = current_app.extensions["providers"]
+    name = name or registry.default
+    if name not in registry:
+        raise click.ClickException(f"no enabled provider {name!r} "
+                                   f"(enabled: {', '.join(registry.names())})")
+    provider = registry.get(name)
+    messages = ([{"role": "system", "content": system}] if system else [])
+    messages.append({"role": "user", "content": prompt})
+    kwargs = {k: v for k, v in {"temperature": temperature, "max_tokens": max_tokens}.items()
+              if v is not None}
+    try:
+        for text in provider.create_completion(model or provider.default_model(), messages,
+                                               not no_stream, **kwargs):
+            click.echo(text, nl=False)
+            sys.stdout.flush()
+    except ProviderError as exc:
+        click.echo()
+        raise click.ClickException(str(exc)) from None
+    click.echo()

@@ -1,0 +1,38 @@
+"""Error pages: a full page for browsers, a short fragment for htmx."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+MESSAGES = {
+    400: "The request was not understood.",
+    403: "You may not do that.",
+    404: "There is nothing here (or it is not yours).",
+    405: "That action is not allowed here.",
+    409: "That conflicts with something in progress.",
+    413: "That is too large.",
+    429: "Too many requests: wait a moment and try again.",
+    500: "Something went wrong on our side.",
+}
+
+
+def _render(status: int, message: str):
+    if request.headers.get("HX-Request") == "true":
+        return render_template("_composer_error.html", error=message), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return _render(400, "The form expired or came from elsewhere: reload the page and "
+                            "try again (your text is still in the box).")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        status = error.code or 500
+        return _render(status, MESSAGES.get(status, error.description or "Error."))

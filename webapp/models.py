@@ -1,0 +1,159 @@
+"""Database models: people, their settings, conversations and messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, without tzinfo (stored the same way by SQLite and PostgreSQL)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class User(UserMixin, db.Model):
+    """A person with an account."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    settings: Mapped[UserSettings | None] = relationship(back_populates="user",
+                                                         cascade="all, delete-orphan")
+
+    def set_password(self, password: str) -> None:
+        """Store a salted hash of ``password`` (never the password)."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """Whether ``password`` matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+    @staticmethod
+    def by_username(username: str):
+        """``select()`` of the user with that name."""
+        return select(User).where(User.username == username)
+
+
+class UserSettings(db.Model):
+    """A person's generation defaults; new people get the seed's (NextChat's) values."""
+
+    __tablename__ = "user_settings"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), default="")
+    model: Mapped[str] = mapped_column(String(128), default="")
+    temperature: Mapped[float] = mapped_column(default=0.5)
+    top_p: Mapped[float] = mapped_column(default=1.0)
+    presence_penalty: Mapped[float] = mapped_column(default=0.0)
+    frequency_penalty: Mapped[float] = mapped_column(default=0.0)
+    max_tokens: Mapped[int | None] = mapped_column(default=None)
+    system_prompt: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="settings")
+
+    def sampling(self) -> dict[str, Any]:
+        """The sampling parameters to send, ``max_tokens`` only when set."""
+        params: dict[str, Any] = {
+            "temperature": self.temperature if self.temperature is not None else 0.5,
+            "top_p": self.top_p if self.top_p is not None else 1.0,
+            "presence_penalty": self.presence_penalty or 0.0,
+            "frequency_penalty": self.frequency_penalty or 0.0,
+        }
+        if self.max_tokens:
+            params["max_tokens"] = self.max_tokens
+        return params
+
+
+class Conversation(db.Model):
+    """One chat: a title and its messages, owned by one person."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200), default="New chat")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Message.id")
+
+    @staticmethod
+    def for_user(user_id: int):
+        """``select()`` of a person's conversations, most recently active first."""
+        return (select(Conversation).where(Conversation.user_id == user_id)
+                .order_by(Conversation.updated_at.desc(), Conversation.id.desc()))
+
+    @staticmethod
+    def owned(conversation_id: int, user_id: int):
+        """``select()`` of one conversation if, and only if, ``user_id`` owns it."""
+        return select(Conversation).where(Conversation.id == conversation_id,
+                                          Conversation.user_id == user_id)
+
+
+#: Message statuses. pending: saved, not started; streaming: being generated; the others final.
+PENDING, STREAMING, COMPLETE, STOPPED, ERROR = "pending", "streaming", "complete", "stopped", "error"
+FINAL_STATUSES = (COMPLETE, STOPPED, ERROR)
+
+
+class Message(db.Model):
+    """A user's message or an assistant's answer, with how and when it was generated."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_id", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=COMPLETE)
+    provider: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(128))
+    #: The exact sampling parameters (and system prompt) the answer was generated with.
+    params: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    #: Set by the Stop button; read by whichever process is generating.
+    stop_requested: Mapped[bool] = mapped_column(default=False)
+    #: Number of chunks received from the provider (about one per token).
+    token_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    first_token_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    #: Last time the generating process wrote this row (a heartbeat while streaming).
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+    @property
+    def is_final(self) -> bool:
+        """Whether generation has ended (complete, stopped or error)."""
+        return self.status in FINAL_STATUSES
+
+    def seconds(self, start: str, end: str) -> float | None:
+        """Seconds between two of the timing columns, or None."""
+        a, b = getattr(self, start), getattr(self, end)
+        return (b - a).total_seconds() if a and b else None
+
+    @staticmethod
+    def owned(message_id: int, user_id: int):
+        """``select()`` of one message if, and only if, ``user_id`` owns its conversation."""
+        return (select(Message).join(Conversation)
+                .where(Message.id == message_id, Conversation.user_id == user_id))

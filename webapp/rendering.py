@@ -1,0 +1,82 @@
+"""Model output to safe HTML: markdown-it-py, Pygments for code, nh3 to sanitize.
+
+Model output is untrusted. Raw HTML in it is escaped by markdown-it (``html=False``), links are
+limited to safe schemes, and nh3 removes anything that still is not on the allow-list.
+"""
+
+from __future__ import annotations
+
+import html
+from functools import lru_cache
+
+import nh3
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+_FORMATTER = HtmlFormatter(nowrap=True, classprefix="hl-")
+
+_TAGS = {
+    "p", "br", "hr", "em", "strong", "del", "s", "code", "pre", "blockquote", "ul", "ol", "li",
+    "h1", "h2", "h3", "h4", "h5", "h6", "a", "table", "thead", "tbody", "tr", "th", "td", "span",
+    "div", "img", "sup", "sub",
+}
+_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "span": {"class"},
+    "code": {"class"},
+    "pre": {"class"},
+    "div": {"class"},
+    "th": {"style"},
+    "td": {"style"},
+    "ol": {"start"},
+}
+
+
+def _highlight(code: str, lang: str, attrs: str) -> str:
+    """Pygments-highlighted HTML for a fenced block, or '' to let markdown-it escape it."""
+    try:
+        lexer = get_lexer_by_name(lang.strip().split()[0]) if lang.strip() else None
+    except ClassNotFound:
+        lexer = None
+    if lexer is None:
+        return ""
+    return highlight(code, lexer, _FORMATTER)
+
+
+@lru_cache(maxsize=1)
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False,
+                                   "highlight": _highlight})
+    md.enable(["table", "strikethrough"])
+    return md
+
+
+def render_markdown(text: str) -> Markup:
+    """Sanitized HTML for ``text`` (markdown), safe to put in any page."""
+    raw = _parser().render(text or "")
+    clean = nh3.clean(
+        raw,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+        filter_style_properties={"text-align"},
+    )
+    return Markup(clean)  # noqa: S704 - sanitized by nh3 just above
+
+
+def escape_stream_text(text: str) -> str:
+    """Escape streamed text for insertion as HTML (the final render replaces it)."""
+    return html.escape(text, quote=False)
+
+
+def pygments_css() -> str:
+    """The stylesheet for highlighted code, light by default and dark when the system is."""
+    light = HtmlFormatter(style="friendly", classprefix="hl-").get_style_defs(".md pre")
+    dark = HtmlFormatter(style="monokai", classprefix="hl-").get_style_defs(".md pre")
+    return f"{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n"

@@ -32,6 +32,8 @@ def event(obj: dict | str, eol: str = "\n") -> bytes:
 
 TOKENS = ["Hello", ", ", "wörld", " 🌍", " 日本", "!"]
 TEXT = "".join(TOKENS)
+MARKDOWN_TOKENS = ["Here ", "is ", "**bold** ", "text ", "and ", "a ", "list:\n\n", "- one\n",
+                   "- two\n\n", "```python\n", "print('hi')\n", "```\n", "Done ", "<b>x</b>."]
 
 
 def normal_events(eol: str = "\n") -> list[bytes]:
@@ -235,6 +237,11 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.connection.close()
         self.close_connection = True
+
+    def scenario_slow_markdown(self, body):
+        # A markdown answer, one token every 60 ms: slow enough to watch it grow.
+        self.stream([event(chunk(t)) for t in MARKDOWN_TOKENS]
+                    + [event(chunk("", "stop")), event("[DONE]")], pause=0.06)
 
     def scenario_endless(self, body):
         # A token every 20 ms for up to 20 s; records when the client goes away.

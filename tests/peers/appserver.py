@@ -1,0 +1,47 @@
+"""Run the app under gunicorn with the shipped config, on a fresh database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.peers import process
+
+
+class AppServer:
+    """gunicorn serving ``wsgi:app`` on 127.0.0.1 with an instance folder of its own."""
+
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None, workers: int = 1):
+        self.port = process.free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            "FLASK_INSTANCE_PATH": str(tmp / "instance"),
+            "DATABASE_URL": f"sqlite:///{tmp / 'app.sqlite'}",
+            "FLASK_APP": "wsgi:app",
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_WORKERS": str(workers),
+            "GUNICORN_ACCESSLOG": "",
+            **(env or {}),
+        }
+        self.bin = Path(process.python()).parent
+        self.proc: subprocess.Popen | None = None
+
+    def flask(self, *args: str) -> str:
+        """Run a ``flask`` command against this server's configuration."""
+        result = subprocess.run([str(self.bin / "flask"), *args], cwd=process.ROOT,
+                                env={**os.environ, **self.env}, capture_output=True, text=True,
+                                timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"flask {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+        return result.stdout
+
+    def start(self) -> AppServer:
+        self.flask("db", "upgrade")
+        self.proc = process.start([str(self.bin / "gunicorn"), "-c", "gunicorn.conf.py",
+                                   "wsgi:app"], self.base + "/healthz", env=self.env)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            process.stop(self.proc)

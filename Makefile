@@ -44,6 +44,7 @@ run: install
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: install-test assets system-deps
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-test

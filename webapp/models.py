@@ -108,7 +108,8 @@ class Conversation(db.Model):
 
 
 #: Message statuses. pending: saved, not started; streaming: being generated; the others final.
-PENDING, STREAMING, COMPLETE, STOPPED, ERROR = "pending", "streaming", "complete", "stopped", "error"
+PENDING, STREAMING = "pending", "streaming"
+COMPLETE, STOPPED, ERROR = "complete", "stopped", "error"
 FINAL_STATUSES = (COMPLETE, STOPPED, ERROR)
 
 

@@ -148,8 +148,8 @@ class Handler(BaseHTTPRequestHandler):
             text = data.decode()[len("data: "):].strip()
             # Split where JSON allows whitespace (after a comma): the lines join with "\n".
             half = text.find(", ") + 1 or len(text)
-            out.append(f"id: 1\nevent: message\n: note\ndata: {text[:half]}\ndata: {text[half:]}\n\n"
-                       .encode())
+            out.append(("id: 1\nevent: message\n: note\n"
+                        f"data: {text[:half]}\ndata: {text[half:]}\n\n").encode())
         self.stream(out)
 
     def scenario_utf8_split(self, body):

@@ -15,6 +15,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+
 from ..extensions import db
 from ..models import FINAL_STATUSES, Conversation, Message
 from ..rendering import escape_stream_text

@@ -173,7 +173,8 @@ def sampling_kwargs(kwargs: dict[str, Any], params: tuple[Param, ...] = SAMPLING
         try:
             value = param.type(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{param.name} must be a {param.type.__name__}, not {value!r}")
+            kind = param.type.__name__
+            raise ValueError(f"{param.name} must be a {kind}, not {value!r}") from None
         if isinstance(value, float) and value != value:  # NaN compares unequal to itself
             raise ValueError(f"{param.name} must be a number")
         if param.minimum is not None and value < param.minimum:

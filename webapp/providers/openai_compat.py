@@ -9,6 +9,7 @@ bodies and error events, timeouts, and closing the response on every exit.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
@@ -18,8 +19,8 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import requests
-import sseclient
 import requests.adapters
+import sseclient
 import urllib3
 import urllib3.connection
 import urllib3.exceptions
@@ -84,10 +85,8 @@ class _Adapter(requests.adapters.HTTPAdapter):
 
 
 def _shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def _session() -> requests.Session:
@@ -127,7 +126,7 @@ class _ByteSource:
             else:
                 while chunk := raw.read1(65536, decode_content=True):
                     yield chunk
-        except (urllib3.exceptions.ReadTimeoutError, socket.timeout) as exc:
+        except (TimeoutError, urllib3.exceptions.ReadTimeoutError) as exc:
             if self._cancelled():
                 return
             raise UpstreamTimeout("no data from the upstream within the read timeout",

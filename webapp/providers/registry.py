@@ -65,7 +65,7 @@ def parse_timeout(value: Any) -> float | tuple[float, float]:
         else:
             numbers = (float(parts),)
     except (TypeError, ValueError):
-        raise ConfigError(f"PROVIDER_TIMEOUT must be seconds like '5,120', not {value!r}")
+        raise ConfigError(f"PROVIDER_TIMEOUT must be seconds like '5,120', not {value!r}") from None
     if len(numbers) not in (1, 2) or any(n <= 0 for n in numbers):
         raise ConfigError(f"PROVIDER_TIMEOUT must be one or two positive numbers, not {value!r}")
     return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
@@ -86,7 +86,7 @@ def _positive_int(config: Mapping[str, Any], key: str, default: int) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a whole number, not {value!r}")
+        raise ConfigError(f"{key} must be a whole number, not {value!r}") from None
     if number < 0:
         raise ConfigError(f"{key} must not be negative")
     return number

@@ -6,6 +6,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 
 from .extensions import db
 from .models import User
@@ -19,9 +20,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(chat)
 
 
-@click.group()
-def users():
-    """Manage accounts."""
+users = AppGroup("users", help="Manage accounts.")
 
 
 @users.command("create")
@@ -42,6 +41,7 @@ def users_create(username: str, password: str, admin: bool):
 
 
 @click.command()
+@with_appcontext
 @click.option("--probe/--no-probe", default=True, help="Send each provider a real request.")
 def providers(probe: bool):
     """List the enabled providers with their flags, models, URL and whether they work."""
@@ -63,6 +63,7 @@ def providers(probe: bool):
 
 
 @click.command()
+@with_appcontext
 @click.argument("prompt")
 @click.option("--provider", "name", default=None, help="Provider name (default: the default).")
 @click.option("--model", default=None, help="Model id (default: the provider's first).")

@@ -53,9 +53,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     while True:
                         if page.locator(".msg-assistant.status-complete").count():
                             break
-                        if first is None and page.locator(".msg-assistant .streaming").count():
-                            if page.locator(".msg-assistant .streaming").inner_text().strip():
-                                first = time.perf_counter() - started
+                        streaming = page.locator(".msg-assistant .streaming")
+                        if (first is None and streaming.count()
+                                and streaming.inner_text().strip()):
+                            first = time.perf_counter() - started
                         time.sleep(0.005)
                     total = time.perf_counter() - started
                     first = first if first is not None else total

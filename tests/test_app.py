@@ -336,3 +336,20 @@ def test_pages_send_security_headers(alice):
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_stop_before_the_stream_starts(alice, app, scripted):
+    _, message_id = start_chat(alice)
+    assert alice.post(f"/m/{message_id}/stop").status_code == 204
+    data = events(read_stream(alice, message_id))
+    assert len(data) == 1 and "Stopped." in data[0]
+    assert scripted.calls == []
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.status == "stopped"
+
+
+def test_stopping_without_javascript_redirects_back(alice, app):
+    conversation_id, message_id = start_chat(alice)
+    response = alice.post(f"/m/{message_id}/stop", htmx=False)
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/c/{conversation_id}#m-{message_id}"

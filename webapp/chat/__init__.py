@@ -17,9 +17,17 @@ from flask import (
 from flask_login import current_user, login_required
 
 from ..extensions import db
-from ..models import FINAL_STATUSES, Conversation, Message
+from ..models import FINAL_STATUSES, PENDING, STOPPED, Conversation, Message, utcnow
 from ..rendering import escape_stream_text
-from ..streaming import Generation, claim, follow, mark_interrupted, short_session, stops
+from ..streaming import (
+    STOPPED_BY_USER,
+    Generation,
+    claim,
+    follow,
+    mark_interrupted,
+    short_session,
+    stops,
+)
 from .turns import TurnError, start_turn
 
 bp = Blueprint("chat", __name__)
@@ -187,6 +195,10 @@ def stop(message_id: int):
     message = owned_message(message_id)
     if message.status not in FINAL_STATUSES:
         message.stop_requested = True
+        if message.status == PENDING:
+            # Not started yet: it ends here, and its stream will only send the final HTML.
+            message.status, message.error = STOPPED, STOPPED_BY_USER
+            message.finished_at = message.updated_at = utcnow()
         db.session.commit()
         stops.cancel(message_id)
     if is_htmx():

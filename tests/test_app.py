@@ -275,7 +275,7 @@ def test_no_javascript_turn_generates_and_redirects(alice, app, scripted):
     location = response.headers["Location"]
     assert re.fullmatch(r"/c/\d+#m-\d+", location)
     page = alice.get(location.split("#")[0]).get_data(as_text=True)
-    assert "<strong>world</strong>" in page and "hx-get" not in page
+    assert "<strong>world</strong>" in page and "/stream" not in page
     (_, answer) = rows(app, Message)
     assert answer.status == "complete"
     conversation_id = answer.conversation_id

@@ -64,12 +64,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.extensions["providers"] = ProviderRegistry.from_config(app.config)
 
-    from . import auth, chat, cli, errors, meta
+    from . import auth, chat, cli, errors, manage, meta, settings, share
     from .rendering import render_markdown
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(chat.bp)
-    app.register_blueprint(meta.bp)
+    for blueprint in (auth.bp, chat.bp, settings.bp, share.bp, manage.bp, meta.bp):
+        app.register_blueprint(blueprint)
     errors.init_app(app)
     cli.init_app(app)
     app.jinja_env.filters["markdown"] = render_markdown

@@ -31,6 +31,9 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     SQLITE_BUSY_TIMEOUT_MS = 15000
 
+    # Shared links: readable by anyone with the link unless this is set.
+    SHARE_REQUIRES_LOGIN = False
+
     # Limits
     MAX_CONTENT_LENGTH = 1024 * 1024
     MAX_MESSAGE_CHARS = 32000

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, select
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, false, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -65,18 +64,6 @@ class UserSettings(db.Model):
 
     user: Mapped[User] = relationship(back_populates="settings")
 
-    def sampling(self) -> dict[str, Any]:
-        """The sampling parameters to send, ``max_tokens`` only when set."""
-        params: dict[str, Any] = {
-            "temperature": self.temperature if self.temperature is not None else 0.5,
-            "top_p": self.top_p if self.top_p is not None else 1.0,
-            "presence_penalty": self.presence_penalty or 0.0,
-            "frequency_penalty": self.frequency_penalty or 0.0,
-        }
-        if self.max_tokens:
-            params["max_tokens"] = self.max_tokens
-        return params
-
 
 class Conversation(db.Model):
     """One chat: a title and its messages, owned by one person."""
@@ -87,24 +74,57 @@ class Conversation(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(200), default="New chat")
+    pinned: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: This conversation's own generation settings (same keys as ``UserSettings``), or None
+    #: to use the person's defaults. Applies from the next message on.
+    settings: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True,
         order_by="Message.id")
+    shares: Mapped[list[Share]] = relationship(
+        back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True)
 
     @staticmethod
     def for_user(user_id: int):
-        """``select()`` of a person's conversations, most recently active first."""
+        """``select()`` of a person's conversations: pinned first, then most recently active."""
         return (select(Conversation).where(Conversation.user_id == user_id)
-                .order_by(Conversation.updated_at.desc(), Conversation.id.desc()))
+                .order_by(Conversation.pinned.desc(), Conversation.updated_at.desc(),
+                          Conversation.id.desc()))
 
     @staticmethod
     def owned(conversation_id: int, user_id: int):
         """``select()`` of one conversation if, and only if, ``user_id`` owns it."""
         return select(Conversation).where(Conversation.id == conversation_id,
                                           Conversation.user_id == user_id)
+
+
+class Share(db.Model):
+    """A read-only link to a snapshot of a conversation, as it was when shared."""
+
+    __tablename__ = "shares"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The secret in the link: 32 random bytes, URL-safe (256 bits).
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    include_system_prompt: Mapped[bool] = mapped_column(default=False)
+    #: {"title", "system_prompt", "messages": [{"role", "content", "status", ...}]}
+    snapshot: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="shares")
+
+    @staticmethod
+    def for_user(user_id: int):
+        """``select()`` of a person's links, newest first."""
+        return (select(Share).where(Share.user_id == user_id)
+                .order_by(Share.updated_at.desc(), Share.id.desc()))
 
 
 #: Message statuses. pending: saved, not started; streaming: being generated; the others final.

@@ -62,19 +62,24 @@ def owned_message(message_id: int) -> Message:
     return message
 
 
-def _page(conversation: Conversation | None, *, error: str | None = None, draft: str = "",
-          status: int = 200):
+def render_page(conversation: Conversation | None, *, error: str | None = None,
+                draft: str = "", settings_form=None, status: int = 200):
+    """The chat page: sidebar, the conversation (if any) with its tools, and the composer."""
+    from ..settings import conversation_form
+
     conversations, more = sidebar_page(1)
-    messages = []
+    messages, share = [], None
     if conversation is not None:
         messages = list(conversation.messages)
         if any(mark_interrupted(m) for m in messages):
             db.session.commit()
+        share = conversation.shares[0] if conversation.shares else None
+        settings_form = settings_form or conversation_form(conversation)
+    registry = current_app.extensions["providers"]
     response = render_template("chat.html", conversation=conversation, messages=messages,
                                conversations=conversations, more=more, error=error,
-                               draft=draft,
-                               default_label=current_app.extensions["providers"]
-                               .default_provider().label)
+                               draft=draft, share=share, settings_form=settings_form,
+                               default_label=registry.default_provider().label)
     return response, status
 
 
@@ -82,7 +87,7 @@ def _page(conversation: Conversation | None, *, error: str | None = None, draft:
 @login_required
 def index():
     """A new, empty chat."""
-    return _page(None)
+    return render_page(None)
 
 
 @bp.get("/conversations")
@@ -100,7 +105,7 @@ def conversations():
 @login_required
 def conversation(conversation_id: int):
     """A conversation with its history and the composer."""
-    return _page(owned_conversation(conversation_id))
+    return render_page(owned_conversation(conversation_id))
 
 
 def _turn_response(conversation: Conversation | None, content: str):
@@ -110,7 +115,7 @@ def _turn_response(conversation: Conversation | None, content: str):
     except TurnError as exc:
         if is_htmx():
             return render_template("_composer_error.html", error=exc.message), exc.status
-        return _page(conversation, error=exc.message, draft=content, status=exc.status)
+        return render_page(conversation, error=exc.message, draft=content, status=exc.status)
     if not is_htmx():
         # Without JavaScript: generate the whole answer now, then show the page.
         app = current_app._get_current_object()

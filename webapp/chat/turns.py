@@ -18,6 +18,7 @@ from ..models import (
     UserSettings,
     utcnow,
 )
+from ..settings.values import effective, sampling
 from ..streaming import mark_interrupted
 
 TITLE_CHARS = 60
@@ -41,19 +42,21 @@ def title_from(content: str) -> str:
     return (cut if len(cut) > TITLE_CHARS // 2 else line[:TITLE_CHARS]) + "…"
 
 
-def generation_choice(settings: UserSettings) -> tuple[str, str, dict[str, Any]]:
-    """The provider, model and exact parameters a new answer will use."""
+def generation_choice(values: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """The provider, model and exact parameters a new answer will use, from settings values
+    (a provider or model no longer offered falls back to the installation's default)."""
     registry = current_app.extensions["providers"]
-    name = settings.provider if settings.provider in registry else registry.default
+    name = values.get("provider") if values.get("provider") in registry else registry.default
     provider = registry.get(name)
-    model = settings.model if settings.model and provider.supports_model(settings.model) \
-        else provider.default_model()
-    params = settings.sampling()
+    model = values.get("model")
+    if not model or not provider.supports_model(model):
+        model = provider.default_model()
+    params = sampling(values)
     default_max = getattr(provider, "default_max_tokens", None)
     if "max_tokens" not in params and default_max:
         params["max_tokens"] = default_max  # recorded, so the row says what really applied
-    if settings.system_prompt:
-        params["system_prompt"] = settings.system_prompt
+    if values.get("system_prompt"):
+        params["system_prompt"] = values["system_prompt"]
     return name, model, params
 
 
@@ -73,10 +76,9 @@ def start_turn(conversation: Conversation | None, user: User, content: str
             Message.status.not_in(FINAL_STATUSES))).all()
         if [m for m in busy if not mark_interrupted(m)]:
             raise TurnError("An answer is still being written: wait for it or stop it.", 409)
-    settings = user.settings
-    if settings is None:
-        settings = user.settings = UserSettings()
-    provider, model, params = generation_choice(settings)
+    if user.settings is None:
+        user.settings = UserSettings()
+    provider, model, params = generation_choice(effective(user, conversation))
     now = utcnow()
     if conversation is None:
         conversation = Conversation(user_id=user.id, title=title_from(content))

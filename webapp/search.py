@@ -1,0 +1,105 @@
+"""Full-text search over a person's conversations, with no extra service.
+
+SQLite uses the FTS5 table the migrations keep; PostgreSQL its built-in text search with the
+'simple' configuration (no stemming, so it works the same for every language). Titles are
+matched too. Snippets are escaped, with the matches wrapped in ``<mark>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+from sqlalchemy import text
+
+from .extensions import db
+
+#: Private-use characters that mark matches in snippets before the text is escaped.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+LIMIT = 50
+
+
+@dataclass
+class Hit:
+    """One conversation that matches, with a snippet of a matching message."""
+
+    conversation_id: int
+    title: str
+    snippet: Markup
+
+
+def _highlight(snippet: str) -> Markup:
+    escaped = str(escape(snippet))
+    return Markup(escaped.replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>"))  # noqa: S704
+
+
+def fts5_query(q: str) -> str:
+    """A safe FTS5 query: each word quoted (no operators from the person), the last one a
+    prefix so results come while typing."""
+    words = [w.replace('"', '""') for w in q.split() if w.strip('"')]
+    if not words:
+        return ""
+    quoted = [f'"{w}"' for w in words]
+    quoted[-1] += "*"
+    return " ".join(quoted)
+
+
+def _sqlite(user_id: int, q: str) -> list[tuple[int, str, str]]:
+    match = fts5_query(q)
+    if not match:
+        return []
+    sql = text(f"""
+        SELECT m.conversation_id, c.title,
+               snippet(messages_fts, 0, '{_OPEN}', '{_CLOSE}', '…', 16) AS snip
+        FROM messages_fts
+        JOIN messages m ON m.id = messages_fts.rowid
+        JOIN conversations c ON c.id = m.conversation_id
+        WHERE messages_fts MATCH :match AND c.user_id = :user
+        ORDER BY rank LIMIT :limit""")  # noqa: S608 - only our constant markers are formatted
+    return [tuple(r) for r in db.session.execute(sql, {"match": match, "user": user_id,
+                                                        "limit": LIMIT * 4})]
+
+
+def _postgres(user_id: int, q: str) -> list[tuple[int, str, str]]:
+    sql = text(f"""
+        SELECT m.conversation_id, c.title,
+               ts_headline('simple', m.content, query,
+                           'StartSel={_OPEN}, StopSel={_CLOSE}, MaxWords=24, MinWords=8')
+        FROM messages m
+        JOIN conversations c ON c.id = m.conversation_id,
+             websearch_to_tsquery('simple', :q) AS query
+        WHERE to_tsvector('simple', m.content) @@ query AND c.user_id = :user
+        ORDER BY ts_rank(to_tsvector('simple', m.content), query) DESC
+        LIMIT :limit""")  # noqa: S608 - only our constant markers are formatted
+    return [tuple(r) for r in db.session.execute(sql, {"q": q, "user": user_id,
+                                                        "limit": LIMIT * 4})]
+
+
+def _titles(user_id: int, q: str) -> list[tuple[int, str]]:
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    sql = text("""SELECT id, title FROM conversations
+                  WHERE user_id = :user AND lower(title) LIKE lower(:pattern) ESCAPE '\\'
+                  ORDER BY updated_at DESC LIMIT :limit""")
+    return [tuple(r) for r in db.session.execute(sql, {"user": user_id, "pattern": pattern,
+                                                        "limit": LIMIT})]
+
+
+def search(user_id: int, q: str) -> list[Hit]:
+    """Conversations of ``user_id`` whose title or messages match ``q``, best first."""
+    q = " ".join(q.split())[:200]
+    if not q:
+        return []
+    hits: dict[int, Hit] = {}
+    for conversation_id, title in _titles(user_id, q):
+        hits[conversation_id] = Hit(conversation_id, title, Markup(""))
+    dialect = db.engine.dialect.name
+    rows = _postgres(user_id, q) if dialect == "postgresql" else _sqlite(user_id, q)
+    for conversation_id, title, snippet in rows:
+        hit = hits.get(conversation_id)
+        if hit is None:
+            hits[conversation_id] = Hit(conversation_id, title, _highlight(snippet))
+        elif not hit.snippet:
+            hit.snippet = _highlight(snippet)
+        if len(hits) >= LIMIT:
+            break
+    return list(hits.values())

@@ -1,0 +1,85 @@
+"""Settings pages: a person's generation defaults and a conversation's own settings."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from ..extensions import db
+from ..models import UserSettings
+from .forms import GenerationForm
+from .values import FIELDS, effective, from_user
+
+bp = Blueprint("settings", __name__)
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def build_form(values: dict | None = None) -> GenerationForm:
+    """The form, filled from ``values`` on GET or from the posted data on POST."""
+    registry = current_app.extensions["providers"]
+    form = GenerationForm(data=values) if request.method == "GET" else GenerationForm()
+    if request.method == "GET" and values is not None and values.get("provider") not in registry:
+        form.provider.data = registry.default
+    form.set_choices(registry)
+    return form
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required
+def defaults():
+    """A person's defaults for new answers."""
+    form = build_form(from_user(current_user.settings))
+    if request.method == "POST":
+        if form.validate():
+            settings = current_user.settings or UserSettings(user_id=current_user.id)
+            for name, value in form.values().items():
+                setattr(settings, name, value)
+            current_user.settings = settings
+            db.session.commit()
+            if is_htmx():
+                return render_template("settings/_form.html", form=form, saved=True,
+                                       action=url_for("settings.defaults"))
+            flash("Settings saved. New answers use them.", "ok")
+            return redirect(url_for("settings.defaults"), code=303)
+        if is_htmx():
+            return render_template("settings/_form.html", form=form,
+                                   action=url_for("settings.defaults")), 422
+        return render_template("settings/page.html", form=form), 422
+    return render_template("settings/page.html", form=form)
+
+
+@bp.get("/settings/models")
+@login_required
+def models():
+    """The model field for one provider (htmx swaps it in when the provider changes)."""
+    form = GenerationForm(formdata=None)
+    form.set_choices(current_app.extensions["providers"], request.args.get("provider"))
+    form.model.data = request.args.get("model")
+    return render_template("settings/_model_field.html", form=form)
+
+
+def conversation_form(conversation) -> GenerationForm:
+    """The settings form of a conversation (its own values, else the person's)."""
+    return build_form(effective(current_user, conversation))
+
+
+def save_conversation_settings(conversation) -> tuple[GenerationForm, bool]:
+    """Validate the posted form and store it as the conversation's own settings."""
+    form = build_form(None)
+    if not form.validate():
+        return form, False
+    conversation.settings = {name: value for name, value in form.values().items()
+                             if name in FIELDS}
+    db.session.commit()
+    return form, True

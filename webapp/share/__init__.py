@@ -1,0 +1,159 @@
+"""Shared links: read-only snapshots of a conversation, revocable, readable without an account."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from ..extensions import db
+from ..models import COMPLETE, FINAL_STATUSES, Conversation, Message, Share, utcnow
+from ..settings.values import from_user
+
+bp = Blueprint("share", __name__)
+
+#: Fields of a message that a share shows (never the error text or the system prompt).
+_MESSAGE_FIELDS = ("role", "content", "status", "provider", "model")
+
+
+def new_token() -> str:
+    """32 random bytes, URL-safe: 256 bits, so links cannot be guessed."""
+    return secrets.token_urlsafe(32)
+
+
+def system_prompt_of(conversation: Conversation) -> str:
+    """The system prompt the conversation's latest answer was generated with."""
+    for message in reversed(conversation.messages):
+        prompt = (message.params or {}).get("system_prompt")
+        if message.role == "assistant" and prompt:
+            return prompt
+    return ""
+
+
+def take_snapshot(conversation: Conversation, include_system_prompt: bool) -> dict[str, Any]:
+    """The conversation as it is now: finished messages only, system prompt only if asked."""
+    messages = []
+    for message in conversation.messages:
+        if message.status not in FINAL_STATUSES or (message.role == "assistant"
+                                                     and not message.content):
+            continue
+        item = {name: getattr(message, name) for name in _MESSAGE_FIELDS}
+        params = {k: v for k, v in (message.params or {}).items() if k != "system_prompt"}
+        item["params"] = params
+        item["created_at"] = message.created_at.isoformat(timespec="seconds")
+        messages.append(item)
+    return {
+        "title": conversation.title,
+        "system_prompt": system_prompt_of(conversation) if include_system_prompt else None,
+        "messages": messages,
+        "taken_at": utcnow().isoformat(timespec="seconds"),
+    }
+
+
+def owned_share(share_id: int) -> Share:
+    share = db.session.get(Share, share_id)
+    if share is None or share.user_id != current_user.id:
+        abort(404)
+    return share
+
+
+def live_share(token: str) -> Share:
+    """The share behind a link, or 404 (revoked, mistyped, or never existed)."""
+    share = db.session.scalar(db.select(Share).where(Share.token == token))
+    if share is None:
+        abort(404)
+    return share
+
+
+@bp.get("/shares")
+@login_required
+def index():
+    """All of a person's shared links."""
+    shares = db.session.scalars(Share.for_user(current_user.id)).all()
+    return render_template("share/index.html", shares=shares)
+
+
+@bp.post("/c/<int:conversation_id>/share")
+@login_required
+def create(conversation_id: int):
+    """Share a conversation, or update its link's snapshot to the conversation as it is now."""
+    conversation = db.session.scalar(Conversation.owned(conversation_id, current_user.id))
+    if conversation is None:
+        abort(404)
+    include = request.form.get("include_system_prompt") in ("1", "on", "true", "y")
+    share = db.session.scalar(db.select(Share).where(Share.conversation_id == conversation.id))
+    now = utcnow()
+    if share is None:
+        share = Share(token=new_token(), conversation_id=conversation.id,
+                      user_id=current_user.id, created_at=now)
+        db.session.add(share)
+        flash("Link created: anyone with it can read this conversation as it is now.", "ok")
+    else:
+        flash("Link updated: it now shows the conversation as it is now.", "ok")
+    share.include_system_prompt = include
+    share.snapshot = take_snapshot(conversation, include)
+    share.updated_at = now
+    db.session.commit()
+    return redirect(url_for("chat.conversation", conversation_id=conversation.id,
+                            _anchor="share"), code=303)
+
+
+@bp.post("/shares/<int:share_id>/revoke")
+@login_required
+def revoke(share_id: int):
+    """Revoke a link: from now on it answers 404."""
+    share = owned_share(share_id)
+    conversation_id = share.conversation_id
+    db.session.delete(share)
+    db.session.commit()
+    flash("Link revoked.", "ok")
+    if request.form.get("next") == "conversation":
+        return redirect(url_for("chat.conversation", conversation_id=conversation_id), code=303)
+    return redirect(url_for("share.index"), code=303)
+
+
+@bp.get("/s/<token>")
+def view(token: str):
+    """The shared snapshot, read-only, for anyone with the link (unless sign-in is required)."""
+    if current_app.config["SHARE_REQUIRES_LOGIN"] and not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()
+    share = live_share(token)
+    response = current_app.make_response(render_template("share/view.html", share=share,
+                                                          snapshot=share.snapshot))
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.post("/s/<token>/copy")
+@login_required
+def copy(token: str):
+    """Continue a shared conversation as a copy of one's own."""
+    share = live_share(token)
+    snapshot = share.snapshot
+    now = utcnow()
+    conversation = Conversation(user_id=current_user.id, title=snapshot["title"][:200],
+                                created_at=now, updated_at=now)
+    if snapshot.get("system_prompt"):
+        conversation.settings = {**from_user(current_user.settings),
+                                 "system_prompt": snapshot["system_prompt"]}
+    db.session.add(conversation)
+    for item in snapshot["messages"]:
+        db.session.add(Message(conversation=conversation, role=item["role"],
+                               content=item["content"], status=item.get("status") or COMPLETE,
+                               provider=item.get("provider"), model=item.get("model"),
+                               params=item.get("params"), created_at=now, updated_at=now))
+    db.session.commit()
+    flash("This is your own copy: carry on.", "ok")
+    return redirect(url_for("chat.conversation", conversation_id=conversation.id), code=303)

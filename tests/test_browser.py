@@ -133,3 +133,64 @@ def test_chat_with_the_embedded_model(browser, tmp_path):
         assert not errors, errors
     finally:
         server.stop()
+
+
+def chat_once(page, base, text):
+    page.goto(base + "/")
+    page.fill("#content", text)
+    page.keyboard.press("Enter")
+    page.locator(".msg-assistant.status-complete").wait_for(timeout=20000)
+
+
+def test_share_link_opens_in_a_fresh_browser_without_a_session(browser, server):
+    page = browser.new_page()
+    errors = sign_in(page, server.base)
+    chat_once(page, server.base, "Share this one")
+    page.click("#share summary")
+    page.click("#share button[type=submit]")
+    link = page.locator(".share-link").input_value()
+    assert "/s/" in link
+    stranger = browser.new_context()  # no cookies: someone without an account
+    reader = stranger.new_page()
+    reader.goto(link)
+    assert reader.locator("h1").inner_text() == "Share this one"
+    assert reader.locator(".msg-assistant .md strong").inner_text() == "bold"
+    assert reader.locator("textarea").count() == 0
+    assert reader.locator('meta[name="robots"]').get_attribute("content") == "noindex, nofollow"
+    # Revoked: the same link is gone.
+    page.click("#share summary")
+    page.click("#share button.danger")
+    assert reader.goto(link).status == 404
+    stranger.close()
+    assert not errors, errors
+
+
+def test_a_setting_changed_in_the_form_is_used(browser, server, fault_server):
+    page = browser.new_page()
+    errors = sign_in(page, server.base)
+    page.goto(server.base + "/settings")
+    # Switching the provider swaps in that provider's models (htmx), without a reload.
+    page.select_option("#provider", "local")
+    page.locator("#model option[value='SmolLM2-135M-Instruct']").wait_for(state="attached")
+    page.select_option("#provider", "equing")
+    page.locator("#model option[value='gpt-3.5-turbo']").wait_for(state="attached")
+    assert page.locator("#model option[value='gpt-4']").count() == 0
+    # A wrong value is refused in words, and what was typed stays.
+    page.fill("#temperature", "3")
+    page.fill("#system_prompt", "Answer like a sailor.")
+    page.click(".settings-form button[type=submit]")
+    page.get_by_text("Temperature must be between 0 and 2.").wait_for()
+    assert page.input_value("#system_prompt") == "Answer like a sailor."
+    page.fill("#temperature", "1.25")
+    page.fill("#max_tokens", "77")
+    page.click(".settings-form button[type=submit]")
+    page.get_by_text("Saved. New answers use these settings.").wait_for()
+    chat_once(page, server.base, "Use my settings")
+    body = fault_server.requests[-1]["body"]
+    assert body["temperature"] == 1.25 and body["max_tokens"] == 77
+    assert body["messages"][0] == {"role": "system", "content": "Answer like a sailor."}
+    page.click(".msg-info summary")
+    info = page.locator(".msg-info").inner_text()
+    assert "1.25" in info and "77" in info and "Answer like a sailor." in info
+    # The refused form's 422 is logged by the browser as a failed load; nothing else may be.
+    assert [e for e in errors if "status of 422" not in e] == [], errors

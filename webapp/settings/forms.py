@@ -96,7 +96,7 @@ class GenerationForm(FlaskForm):
         offered = self._registry.models(self.provider.data)
         if field.data not in offered:
             label = self._registry.get(self.provider.data).label
-            raise ValidationError(f"{label} does not offer {field.data!r}; "
+            raise ValidationError(f"{label} does not offer “{field.data}”; "
                                   f"choose one of: {', '.join(offered) or 'none'}.")
 
     def values(self) -> dict:

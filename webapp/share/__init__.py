@@ -92,17 +92,18 @@ def create(conversation_id: int):
     if conversation is None:
         abort(404)
     include = request.form.get("include_system_prompt") in ("1", "on", "true", "y")
+    snapshot = take_snapshot(conversation, include)
     share = db.session.scalar(db.select(Share).where(Share.conversation_id == conversation.id))
     now = utcnow()
     if share is None:
         share = Share(token=new_token(), conversation_id=conversation.id,
-                      user_id=current_user.id, created_at=now)
+                      user_id=current_user.id, created_at=now, snapshot=snapshot)
         db.session.add(share)
         flash("Link created: anyone with it can read this conversation as it is now.", "ok")
     else:
         flash("Link updated: it now shows the conversation as it is now.", "ok")
     share.include_system_prompt = include
-    share.snapshot = take_snapshot(conversation, include)
+    share.snapshot = snapshot
     share.updated_at = now
     db.session.commit()
     return redirect(url_for("chat.conversation", conversation_id=conversation.id,

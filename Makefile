@@ -43,9 +43,15 @@ run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# PostgreSQL for the second run of the suite (each test makes and drops a schema of its own).
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
 test: install-test assets system-deps
 	$(BIN)/ruff check .
+	@echo "== the test suite on SQLite =="
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@echo "== the test suite on PostgreSQL ($(TEST_POSTGRES_URL)) =="
+	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -33,6 +33,7 @@ import re  # noqa: E402
 
 from flask_migrate import upgrade  # noqa: E402
 
+from tests.peers.database import database  # noqa: E402
 from tests.scripted import ScriptedProvider  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.auth import create_user  # noqa: E402
@@ -47,14 +48,21 @@ def scripted():
 
 
 @pytest.fixture()
-def app(tmp_path, scripted, monkeypatch):
-    """The app on a fresh SQLite database built by the migrations, with the scripted
-    provider enabled and chosen by default."""
+def database_url(tmp_path):
+    """A fresh database: SQLite, or a new PostgreSQL schema when TEST_DATABASE_URL is set."""
+    with database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture()
+def app(tmp_path, scripted, monkeypatch, database_url):
+    """The app on a fresh database built by the migrations, with the scripted provider
+    enabled and chosen by default."""
     monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
     app = create_app({
         "TESTING": True,
         "SECRET_KEY": "test",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "PROVIDERS": "equing",
         "STREAM_KEEPALIVE_SECONDS": 0.2,
         "STREAM_SAVE_SECONDS": 0.2,

@@ -7,6 +7,7 @@ matched too. Snippets are escaped, with the matches wrapped in ``<mark>``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -60,18 +61,30 @@ def _sqlite(user_id: int, q: str) -> list[tuple[int, str, str]]:
                                                         "limit": LIMIT * 4})]
 
 
+def tsquery(q: str) -> str:
+    """A safe PostgreSQL tsquery with the same meaning as ``fts5_query``: every word must
+    match, the last one as a prefix. Only word characters survive, so no operator does."""
+    words = re.findall(r"\w+", q)
+    if not words:
+        return ""
+    return " & ".join(words[:-1] + [words[-1] + ":*"])
+
+
 def _postgres(user_id: int, q: str) -> list[tuple[int, str, str]]:
+    query = tsquery(q)
+    if not query:
+        return []
     sql = text(f"""
         SELECT m.conversation_id, c.title,
                ts_headline('simple', m.content, query,
                            'StartSel={_OPEN}, StopSel={_CLOSE}, MaxWords=24, MinWords=8')
         FROM messages m
         JOIN conversations c ON c.id = m.conversation_id,
-             websearch_to_tsquery('simple', :q) AS query
+             to_tsquery('simple', :q) AS query
         WHERE to_tsvector('simple', m.content) @@ query AND c.user_id = :user
         ORDER BY ts_rank(to_tsvector('simple', m.content), query) DESC
         LIMIT :limit""")  # noqa: S608 - only our constant markers are formatted
-    return [tuple(r) for r in db.session.execute(sql, {"q": q, "user": user_id,
+    return [tuple(r) for r in db.session.execute(sql, {"q": query, "user": user_id,
                                                         "limit": LIMIT * 4})]
 
 

@@ -7,17 +7,23 @@ import subprocess
 from pathlib import Path
 
 from tests.peers import process
+from tests.peers.database import database
 
 
 class AppServer:
     """gunicorn serving ``wsgi:app`` on 127.0.0.1 with an instance folder of its own."""
 
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None, workers: int = 1):
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None, workers: int = 1,
+                 database_url: str | None = None):
         self.port = process.free_port()
+        self._database = None
+        if database_url is None:
+            self._database = database(tmp, f"app{self.port}")
+            database_url = self._database.__enter__()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
             "FLASK_INSTANCE_PATH": str(tmp / "instance"),
-            "DATABASE_URL": f"sqlite:///{tmp / 'app.sqlite'}",
+            "DATABASE_URL": database_url,
             "FLASK_APP": "wsgi:app",
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
             "GUNICORN_WORKERS": str(workers),
@@ -45,3 +51,7 @@ class AppServer:
     def stop(self) -> None:
         if self.proc is not None:
             process.stop(self.proc)
+            self.proc = None
+        if self._database is not None:
+            self._database.__exit__(None, None, None)
+            self._database = None

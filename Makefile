@@ -32,11 +32,12 @@ static/vendor/%.min.js: node_modules/.package-lock.json
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/$*.min.js $@ 2>/dev/null || cp node_modules/htmx.org/dist/ext/$*.min.js $@
 
-## Debian packages the browser tests need (installed only when missing).
+## Debian packages the tests need: chromium (browser tests), nginx (reverse-proxy test).
 system-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  echo "installing Debian's chromium"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+	@if [ ! -x /usr/bin/chromium ] || ! command -v nginx >/dev/null; then \
+	  echo "installing Debian's chromium and nginx"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium nginx-light fonts-dejavu-core >/dev/null; \
 	fi
 
 run: install

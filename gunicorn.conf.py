@@ -17,3 +17,42 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+
+
+def _stop_running_answers(wait: float) -> None:
+    try:
+        from webapp.streaming import SHUTTING_DOWN, stops
+    except ImportError:
+        return
+    if stops.cancel_all(SHUTTING_DOWN) and wait:
+        stops.wait_idle(wait)
+
+
+def post_worker_init(worker):
+    """On SIGTERM, answers get most of the graceful timeout to finish on their own; those
+    still running shortly before the deadline are stopped, saved, and told why (gunicorn
+    closes what is left at the deadline, which would read as a closed page)."""
+    import signal
+    import threading
+
+    handle_exit = worker.handle_exit
+
+    def on_term(sig, frame):
+        handle_exit(sig, frame)
+        grace = worker.cfg.graceful_timeout
+        timer = threading.Timer(max(grace - 3.0, grace * 0.5), _stop_running_answers, (0,))
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def worker_int(worker):
+    """SIGINT/SIGQUIT (a quick stop): save running answers as stopped before exiting."""
+    _stop_running_answers(2.0)
+
+
+def worker_exit(server, worker):
+    """Last chance: anything still generating is stopped and saved."""
+    _stop_running_answers(3.0)

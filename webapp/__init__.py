@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import extensions
-from .config import Config, finalize
+from . import config, extensions
+from .checks import ConfigurationError, config_problems
 from .extensions import csrf, db, limiter, login_manager, migrate, talisman
 from .providers import ProviderRegistry
 
@@ -36,11 +37,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("FLASK_INSTANCE_PATH") or None,
                 instance_relative_config=True, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"))
-    app.config.from_object(Config)
-    app.config.from_prefixed_env()
-    if test_config:
-        app.config.update(test_config)
-    finalize(app)
+    config.load(app, test_config)
+    problems = config_problems(app.config)
+    if problems:
+        raise ConfigurationError(problems)
+    if app.config["TRUSTED_PROXIES"]:
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
+                                x_port=hops, x_prefix=hops)
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -18,6 +18,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(providers)
     app.cli.add_command(chat)
+    app.cli.add_command(copy_data)
 
 
 users = AppGroup("users", help="Manage accounts.")
@@ -93,3 +94,65 @@ def chat(prompt: str, name: str | None, model: str | None, temperature: float | 
         click.echo()
         raise click.ClickException(str(exc)) from None
     click.echo()
+
+
+@click.command("check")
+def check():
+    """Check the configuration and the services it names; say what is wrong in words.
+
+    Registered as a plugin command (pyproject's ``flask.commands``) so that it runs even when
+    the configuration is too broken for the app to start.
+    """
+    from flask import Flask
+
+    from . import ROOT, create_app
+    from .checks import ConfigurationError, config_problems, live_checks
+    from .config import load
+
+    shell = Flask("webapp", root_path=str(ROOT / "webapp"), instance_relative_config=True,
+                  instance_path=_instance_path())
+    load(shell)
+    problems = config_problems(shell.config)
+    for problem in problems:
+        click.echo(f"problem: {problem}")
+    if problems:
+        raise SystemExit(1)
+    click.echo("ok: the settings are valid")
+    try:
+        app = create_app()
+    except ConfigurationError as exc:  # pragma: no cover - caught above
+        raise click.ClickException(str(exc)) from None
+    failed = False
+    for ok, what in live_checks(app):
+        click.echo(f"{'ok' if ok else 'problem'}: {what}")
+        failed = failed or not ok
+    if failed:
+        raise SystemExit(1)
+
+
+def _instance_path() -> str | None:
+    import os
+
+    return os.environ.get("FLASK_INSTANCE_PATH") or None
+
+
+@click.command("copy-data")
+@with_appcontext
+@click.option("--to", "target", required=True,
+              help="SQLAlchemy URL of the new, empty database, "
+                   "e.g. postgresql+psycopg://chat@127.0.0.1/chat")
+@click.option("--batch", default=1000, show_default=True, help="Rows per insert.")
+def copy_data(target: str, batch: int):
+    """Copy every row from this app's database to another (e.g. SQLite to PostgreSQL).
+
+    The target is migrated to the current schema first and must hold no rows yet.
+    """
+    from .copy import copy_database
+
+    try:
+        counts = copy_database(current_app, target, batch=batch)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    for table, count in counts.items():
+        click.echo(f"{table}: {count} rows")
+    click.echo("done: point DATABASE_URL at the new database and restart")

@@ -34,12 +34,18 @@ class Config:
     # Shared links: readable by anyone with the link unless this is set.
     SHARE_REQUIRES_LOGIN = False
 
+    # Behind a reverse proxy: how many proxies to trust for X-Forwarded-* (0: none).
+    TRUSTED_PROXIES = 0
+    STREAMS_PER_USER = 3
+
     # Limits
     MAX_CONTENT_LENGTH = 1024 * 1024
     MAX_MESSAGE_CHARS = 32000
     MAX_HISTORY_MESSAGES = 40
     MAX_HISTORY_CHARS = 24000
     CONVERSATIONS_PER_PAGE = 50
+    # Set explicitly: Flask-Limiter otherwise keeps the value of the last app it served.
+    RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
 
@@ -65,6 +71,15 @@ class Config:
     FORCE_HTTPS = False
 
 
+def load(app: Flask, overrides: dict | None = None) -> None:
+    """Defaults, then ``FLASK_*`` variables, then ``overrides``, then derived values."""
+    app.config.from_object(Config)
+    app.config.from_prefixed_env()
+    if overrides:
+        app.config.update(overrides)
+    finalize(app)
+
+
 def finalize(app: Flask) -> None:
     """Fill in what depends on the environment: database URL, secret key, instance folder."""
     instance = Path(app.instance_path)
@@ -73,6 +88,7 @@ def finalize(app: Flask) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'chat.sqlite'}"
+    app.config["SECRET_KEY_FROM_ENV"] = bool(app.config.get("SECRET_KEY"))
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     if app.config["FORCE_HTTPS"]:

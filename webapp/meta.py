@@ -1,9 +1,11 @@
-"""Service routes: liveness and generated assets."""
+"""Service routes: liveness, readiness and generated assets."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
+from .checks import database_revision, head_revision
+from .extensions import db
 from .rendering import pygments_css
 
 bp = Blueprint("meta", __name__)
@@ -13,6 +15,24 @@ bp = Blueprint("meta", __name__)
 def healthz():
     """The process is up."""
     return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz():
+    """The database answers and its migrations are current (else 503, with the reason)."""
+    head = current_app.extensions.get("head_revision")
+    if head is None:
+        head = current_app.extensions["head_revision"] = head_revision()
+    try:
+        current = database_revision(db.engine)
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        current_app.logger.warning("readyz: database does not answer: %s", exc)
+        return {"status": "unavailable", "reason": "the database does not answer"}, 503
+    if current != head:
+        return {"status": "unavailable",
+                "reason": f"migrations are at {current}, the code needs {head}: "
+                          "run `flask db upgrade`"}, 503
+    return {"status": "ready", "migration": current}
 
 
 @bp.get("/assets/highlight.css")

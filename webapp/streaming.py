@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 STALE_AFTER = timedelta(seconds=20)
 
 INTERRUPTED = "Interrupted: the server stopped while answering."
+SHUTTING_DOWN = "Stopped: the server restarted while answering. Send the message again."
 CLIENT_LEFT = "Stopped: the page was closed before the answer finished."
 STOPPED_BY_USER = "Stopped."
 
@@ -101,6 +102,24 @@ class _Stops:
             return False
         cancel.cancel()
         return True
+
+    def cancel_all(self, reason: str) -> int:
+        """Stop every generation of this process (at shutdown); returns how many."""
+        with self._lock:
+            running = list(self._by_id.values())
+        for cancel in running:
+            cancel.cancel(reason)
+        return len(running)
+
+    def wait_idle(self, seconds: float) -> bool:
+        """Wait until no generation runs in this process (their answers are saved)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._by_id:
+                    return True
+            time.sleep(0.05)
+        return False
 
 
 stops = _Stops()
@@ -277,14 +296,16 @@ class Generation:
                 if client_left:
                     out.status, out.error = STOPPED, CLIENT_LEFT
                 elif self.cancel.is_set():
-                    out.status, out.error = STOPPED, STOPPED_BY_USER
+                    out.status, out.error = STOPPED, self.cancel.reason or STOPPED_BY_USER
                 else:
                     out.status = COMPLETE
             self.cancel.cancel()
-            stops.remove(job.message_id)
             out.text, out.tokens = "".join(parts), len(parts)
             out.seconds = time.monotonic() - started
-            self._save_final(first_token_at)
+            try:
+                self._save_final(first_token_at)
+            finally:
+                stops.remove(job.message_id)
             log.info("generation message=%s provider=%s model=%s status=%s tokens=%s "
                      "first_token=%.3fs total=%.3fs", job.message_id, job.provider, job.model,
                      out.status, out.tokens, out.first_token_seconds or -1, out.seconds)

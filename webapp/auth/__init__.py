@@ -67,7 +67,8 @@ def _sign_in(user: User, remember: bool = False) -> None:
 @bp.before_app_request
 def require_setup():
     """Until an admin account exists, every page leads to the setup form."""
-    if request.endpoint in ("auth.setup", "static", "meta.healthz") or request.endpoint is None:
+    if request.endpoint in ("auth.setup", "static", "meta.healthz", "meta.readyz",
+                            "meta.highlight_css") or request.endpoint is None:
         return None
     if not has_users():
         return redirect(url_for("auth.setup"))

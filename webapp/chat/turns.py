@@ -70,6 +70,14 @@ def start_turn(conversation: Conversation | None, user: User, content: str
     if len(content) > limit:
         raise TurnError(f"The message is too long: {len(content):,} characters "
                         f"(at most {limit:,}).")
+    running = db.session.scalars(
+        select(Message).join(Conversation).where(Conversation.user_id == user.id,
+                                                 Message.status.not_in(FINAL_STATUSES))).all()
+    running = [m for m in running if not mark_interrupted(m)]
+    limit = current_app.config["STREAMS_PER_USER"]
+    if len(running) >= limit:
+        raise TurnError(f"You already have {len(running)} answers being written (at most "
+                        f"{limit} at once): wait for one to finish or stop it.", 429)
     if conversation is not None:
         busy = db.session.scalars(select(Message).where(
             Message.conversation_id == conversation.id,

@@ -98,6 +98,8 @@ class Cancellation:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
+        #: Why it was cancelled, when the canceller said (shown to the person).
+        self.reason: str | None = None
 
     def is_set(self) -> bool:
         """Whether ``cancel()`` has been called."""
@@ -111,11 +113,12 @@ class Cancellation:
                 return
         callback()
 
-    def cancel(self) -> None:
+    def cancel(self, reason: str | None = None) -> None:
         """Set the signal and run the registered callbacks once."""
         with self._lock:
             if self._event.is_set():
                 return
+            self.reason = reason
             self._event.set()
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:

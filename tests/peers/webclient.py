@@ -1,0 +1,82 @@
+"""A person's browser reduced to HTTP: sign in, start a chat, read an answer's stream.
+
+Used against real servers (gunicorn, nginx) where Flask's test client does not reach.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+_CSRF = re.compile(r'name="csrf-token" content="([^"]+)"|name="csrf_token"[^>]*value="([^"]+)"')
+
+
+@dataclass
+class Event:
+    """One SSE message: when its bytes arrived (perf_counter) and its data."""
+
+    at: float
+    data: str
+
+
+@dataclass
+class WebClient:
+    base: str
+    session: requests.Session = field(default_factory=requests.Session)
+    token: str = ""
+
+    def _token(self, html: str) -> str:
+        match = _CSRF.search(html)
+        assert match, "no CSRF token in the page"
+        return match.group(1) or match.group(2)
+
+    def login(self, username: str, password: str) -> WebClient:
+        page = self.session.get(self.base + "/login", timeout=10)
+        response = self.session.post(self.base + "/login", data={
+            "username": username, "password": password, "csrf_token": self._token(page.text)},
+            allow_redirects=False, timeout=10)
+        assert response.status_code == 302, response.text[:500]
+        self.token = self._token(self.session.get(self.base + "/", timeout=10).text)
+        return self
+
+    def post(self, path: str, data: dict | None = None, htmx: bool = True):
+        headers = {"X-CSRFToken": self.token}
+        if htmx:
+            headers["HX-Request"] = "true"
+        return self.session.post(self.base + path, data=data or {}, headers=headers,
+                                 allow_redirects=False, timeout=30)
+
+    def start_chat(self, text: str) -> tuple[int, int]:
+        """A new conversation with one message; returns its id and the pending answer's."""
+        response = self.post("/c", {"content": text})
+        assert response.status_code == 200, response.text[:500]
+        location = response.headers["HX-Redirect"]
+        page = self.session.get(self.base + location, timeout=10).text
+        return int(location.rsplit("/", 1)[1]), int(re.findall(r"/m/(\d+)/stream", page)[-1])
+
+    def send(self, conversation_id: int, text: str) -> int:
+        """Another message in a conversation; returns the pending answer's id."""
+        response = self.post(f"/c/{conversation_id}/messages", {"content": text})
+        assert response.status_code == 200, response.text[:500]
+        return int(re.findall(r"/m/(\d+)/stream", response.text)[0])
+
+    def stream(self, message_id: int, timeout: float = 60) -> list[Event]:
+        """Read an answer's event stream to its end."""
+        events: list[Event] = []
+        buffer = ""
+        with self.session.get(f"{self.base}/m/{message_id}/stream", stream=True,
+                              timeout=timeout, headers={"HX-Request": "true"}) as response:
+            assert response.status_code == 200
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            for chunk in response.iter_content(chunk_size=None):
+                at = time.perf_counter()
+                buffer += chunk.decode()
+                *blocks, buffer = buffer.split("\n\n")
+                for block in blocks:
+                    lines = [line[6:] for line in block.split("\n") if line.startswith("data: ")]
+                    if lines:
+                        events.append(Event(at, "\n".join(lines)))
+        return events

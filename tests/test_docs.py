@@ -9,7 +9,7 @@ from webapp.config import Config
 from webapp.providers.registry import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = (ROOT / "docs" / "configuration.md").read_text()
+DOC = (ROOT / "docs" / "self-hosting.md").read_text()
 
 
 def documented() -> set[str]:
@@ -40,4 +40,4 @@ def test_settings_read_in_code_are_documented():
 def test_readme_shows_the_two_commands():
     readme = (ROOT / "README.md").read_text()
     assert "make run" in readme and "make test" in readme
-    assert "docs/configuration.md" in readme
+    assert "docs/self-hosting.md" in readme

@@ -119,7 +119,7 @@ def live_checks(app) -> list[tuple[bool, str]]:
                 results.append((True, "the embedded model's file is installed"))
             except Exception as exc:  # noqa: BLE001
                 results.append((False, f"the embedded model cannot load: {exc}"))
-        if not app.config.get("SECRET_KEY_FROM_ENV"):
+        if not app.extensions.get("secret_key_given"):
             results.append((True, "SECRET_KEY is kept in the instance folder; set "
                                   "FLASK_SECRET_KEY when several machines serve one site"))
     return results

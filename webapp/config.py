@@ -2,7 +2,7 @@
 
 ``create_app`` loads ``Config``, then ``app.config.from_prefixed_env()`` (so
 ``FLASK_EQUING_URL=...`` sets ``EQUING_URL``), then ``DATABASE_URL``. Every key is documented in
-``docs/configuration.md``; a test keeps the two in step.
+``docs/self-hosting.md``; a test keeps the two in step.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def finalize(app: Flask) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'chat.sqlite'}"
-    app.config["SECRET_KEY_FROM_ENV"] = bool(app.config.get("SECRET_KEY"))
+    app.extensions["secret_key_given"] = bool(app.config.get("SECRET_KEY"))
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     if app.config["FORCE_HTTPS"]:

@@ -2,7 +2,7 @@
 
 The registry is built from a plain mapping (the Flask config, or a dict in a script), so it
 knows nothing of Flask. Keys it reads are listed in ``SETTINGS`` and documented in
-``docs/configuration.md``.
+``docs/self-hosting.md``.
 """
 
 from __future__ import annotations

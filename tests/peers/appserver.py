@@ -13,7 +13,7 @@ from tests.peers.database import database
 class AppServer:
     """gunicorn serving ``wsgi:app`` on 127.0.0.1 with an instance folder of its own."""
 
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None, workers: int = 1,
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None, workers: int | None = 1,
                  database_url: str | None = None):
         self.port = process.free_port()
         self._database = None
@@ -26,10 +26,11 @@ class AppServer:
             "DATABASE_URL": database_url,
             "FLASK_APP": "wsgi:app",
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-            "GUNICORN_WORKERS": str(workers),
             "GUNICORN_ACCESSLOG": "",
             **(env or {}),
         }
+        if workers is not None:  # None: the shipped gunicorn.conf.py decides
+            self.env["GUNICORN_WORKERS"] = str(workers)
         self.bin = Path(process.python()).parent
         self.proc: subprocess.Popen | None = None
 

@@ -247,6 +247,7 @@ class Bench:
             "FLASK_PROVIDERS": "openai", "FLASK_OPENAI_BASE_URL": self.upstream + "/v1/",
             "FLASK_STREAMS_PER_USER": "100000", "FLASK_LOGIN_RATE_LIMIT": "100000 per minute",
             "FLASK_MAX_HISTORY_MESSAGES": "4", "GUNICORN_ACCESSLOG": "",
+            "FLASK_MESSAGE_RATE_LIMIT": "1000000 per minute",
             "FLASK_LOG_LEVEL": "WARNING", **self.env}, workers=None).start()
         self.server.flask("users", "create", "bench", "--password", "bench-password")
         self.client = WebClient(self.server.base).login("bench", "bench-password")

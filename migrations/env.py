@@ -92,6 +92,12 @@ def run_migrations_online():
     conf_args = current_app.extensions['migrate'].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    # The full-text search tables are made by migration 0002 with raw SQL, not by models:
+    # autogenerate must not offer to drop them.
+    conf_args.setdefault(
+        "include_object",
+        lambda obj, name, kind, reflected, compare_to:
+            not (kind == "table" and str(name).startswith("messages_fts")))
 
     connectable = get_engine()
 

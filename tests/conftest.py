@@ -55,9 +55,10 @@ def database_url(tmp_path):
 
 
 @pytest.fixture()
-def app(tmp_path, scripted, monkeypatch, database_url):
+def app(request, tmp_path, scripted, monkeypatch, database_url):
     """The app on a fresh database built by the migrations, with the scripted provider
-    enabled and chosen by default."""
+    enabled and chosen by default. Rate limits are off unless the test is marked
+    ``ratelimits``."""
     monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
     app = create_app({
         "TESTING": True,
@@ -66,7 +67,8 @@ def app(tmp_path, scripted, monkeypatch, database_url):
         "PROVIDERS": "equing",
         "STREAM_KEEPALIVE_SECONDS": 0.2,
         "STREAM_SAVE_SECONDS": 0.2,
-        "RATELIMIT_ENABLED": False,
+        "RATELIMIT_ENABLED": request.node.get_closest_marker("ratelimits") is not None,
+        "RATELIMIT_STORAGE_URI": "memory://",
     })
     app.extensions["providers"].register(scripted)
     app.extensions["providers"].default = scripted.name

@@ -37,6 +37,7 @@ class Config:
     # Behind a reverse proxy: how many proxies to trust for X-Forwarded-* (0: none).
     TRUSTED_PROXIES = 0
     STREAMS_PER_USER = 3
+    MESSAGE_RATE_LIMIT = "20 per minute"
 
     # Limits
     MAX_CONTENT_LENGTH = 1024 * 1024
@@ -53,6 +54,7 @@ class Config:
     STREAM_COALESCE_MS = 30
     STREAM_KEEPALIVE_SECONDS = 1.0
     STREAM_SAVE_SECONDS = 1.0
+    STREAM_STALE_SECONDS = 20
 
     # Providers (read by webapp.providers.registry; see SETTINGS there)
     PROVIDERS = ""

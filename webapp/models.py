@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from secrets import token_hex
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, false, select
@@ -27,6 +28,9 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Part of every session's identity; a new one at sign-out ends all the person's sessions
+    #: (a signed cookie copied before sign-out is worth nothing after it).
+    session_token: Mapped[str | None] = mapped_column(String(64), default=lambda: token_hex(16))
 
     settings: Mapped[UserSettings | None] = relationship(back_populates="user",
                                                          cascade="all, delete-orphan")
@@ -34,6 +38,14 @@ class User(UserMixin, db.Model):
     def set_password(self, password: str) -> None:
         """Store a salted hash of ``password`` (never the password)."""
         self.password_hash = generate_password_hash(password)
+
+    def get_id(self) -> str:
+        """Flask-Login's session identity: the id and the current session token."""
+        return f"{self.id}:{self.session_token or ''}"
+
+    def end_sessions(self) -> None:
+        """Invalidate every session of this person (sign-out)."""
+        self.session_token = token_hex(16)
 
     def check_password(self, password: str) -> bool:
         """Whether ``password`` matches the stored hash."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from flask import (
     Blueprint,
     current_app,
@@ -23,12 +25,16 @@ bp = Blueprint("auth", __name__)
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """Flask-Login's loader: the signed-in person, by id."""
+def load_user(session_id: str) -> User | None:
+    """Flask-Login's loader: the signed-in person, if the session's token is still theirs."""
+    user_id, _, token = session_id.partition(":")
     try:
-        return db.session.get(User, int(user_id))
+        user = db.session.get(User, int(user_id))
     except ValueError:
         return None
+    if user is None or not secrets.compare_digest(user.session_token or "", token):
+        return None
+    return user
 
 
 def has_users() -> bool:
@@ -111,7 +117,9 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    """Sign out and end the session."""
+    """Sign out: this session and every other of the person's end."""
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))

@@ -7,6 +7,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
     get_template_attribute,
     redirect,
     render_template,
@@ -16,7 +17,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from ..extensions import db
+from ..extensions import db, limiter
 from ..models import FINAL_STATUSES, PENDING, STOPPED, Conversation, Message, utcnow
 from ..rendering import escape_stream_text
 from ..streaming import (
@@ -28,7 +29,7 @@ from ..streaming import (
     short_session,
     stops,
 )
-from .turns import TurnError, start_turn
+from .turns import TurnError, retry_answer, start_turn
 
 bp = Blueprint("chat", __name__)
 
@@ -136,8 +137,19 @@ def _turn_response(conversation: Conversation | None, content: str):
     return response
 
 
+def person_key() -> str:
+    """Rate-limit key: the signed-in person (not their address, which a team may share)."""
+    return f"person:{current_user.id}" if current_user.is_authenticated else \
+        f"address:{request.remote_addr}"
+
+
+def message_limit() -> str:
+    return current_app.config["MESSAGE_RATE_LIMIT"]
+
+
 @bp.post("/c")
 @login_required
+@limiter.limit(message_limit, key_func=person_key)
 def create():
     """Start a new conversation with its first message."""
     return _turn_response(None, request.form.get("content", ""))
@@ -145,6 +157,7 @@ def create():
 
 @bp.post("/c/<int:conversation_id>/messages")
 @login_required
+@limiter.limit(message_limit, key_func=person_key)
 def post_message(conversation_id: int):
     """Add the person's message and a pending answer to a conversation."""
     return _turn_response(owned_conversation(conversation_id), request.form.get("content", ""))
@@ -210,6 +223,31 @@ def stop(message_id: int):
         return Response(status=204)
     return redirect(url_for("chat.conversation", conversation_id=message.conversation_id,
                             _anchor=f"m-{message_id}"), code=303)
+
+
+@bp.post("/m/<int:message_id>/retry")
+@login_required
+@limiter.limit(message_limit, key_func=person_key)
+def retry(message_id: int):
+    """Generate a failed or stopped answer again (it must be the conversation's last)."""
+    answer = owned_message(message_id)
+    try:
+        retry_answer(answer, current_user)
+    except TurnError as exc:
+        if is_htmx():
+            return render_template("_composer_error.html", error=exc.message), exc.status
+        flash(exc.message, "error")
+        return redirect(url_for("chat.conversation", conversation_id=answer.conversation_id),
+                        code=303)
+    if not is_htmx():
+        app = current_app._get_current_object()
+        job = claim(app, answer.id)
+        if job is not None:
+            for _ in Generation(app, job):
+                pass
+        return redirect(url_for("chat.conversation", conversation_id=answer.conversation_id,
+                                _anchor=f"m-{answer.id}"), code=303)
+    return get_template_attribute("_partials.html", "message")(answer)
 
 
 @bp.get("/m/<int:message_id>")

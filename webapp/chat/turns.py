@@ -10,8 +10,10 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import (
     COMPLETE,
+    ERROR,
     FINAL_STATUSES,
     PENDING,
+    STOPPED,
     Conversation,
     Message,
     User,
@@ -60,6 +62,40 @@ def generation_choice(values: dict[str, Any]) -> tuple[str, str, dict[str, Any]]
     return name, model, params
 
 
+def _check_running(user: User) -> None:
+    """Refuse a new answer when the person already has as many running as allowed."""
+    running = db.session.scalars(
+        select(Message).join(Conversation).where(Conversation.user_id == user.id,
+                                                 Message.status.not_in(FINAL_STATUSES))).all()
+    running = [m for m in running if not mark_interrupted(m)]
+    limit = current_app.config["STREAMS_PER_USER"]
+    if len(running) >= limit:
+        raise TurnError(f"You already have {len(running)} answers being written (at most "
+                        f"{limit} at once): wait for one to finish or stop it.", 429)
+
+
+def retry_answer(answer: Message, user: User) -> Message:
+    """Make a failed or stopped answer pending again, with the current settings; its stream
+    then generates it anew. Only the last message of a conversation can be retried."""
+    if answer.role != "assistant" or answer.status not in (STOPPED, ERROR):
+        raise TurnError("Only an answer that failed or was stopped can be retried.", 409)
+    last = db.session.scalar(select(Message.id).where(
+        Message.conversation_id == answer.conversation_id).order_by(Message.id.desc()).limit(1))
+    if last != answer.id:
+        raise TurnError("Only the latest answer of a conversation can be retried.", 409)
+    _check_running(user)
+    provider, model, params = generation_choice(effective(user, answer.conversation))
+    now = utcnow()
+    answer.content, answer.status, answer.error = "", PENDING, None
+    answer.provider, answer.model, answer.params = provider, model, params
+    answer.stop_requested, answer.token_count = False, 0
+    answer.started_at = answer.first_token_at = answer.finished_at = None
+    answer.created_at = answer.updated_at = now
+    answer.conversation.updated_at = now
+    db.session.commit()
+    return answer
+
+
 def start_turn(conversation: Conversation | None, user: User, content: str
                ) -> tuple[Conversation, Message, Message]:
     """Save the person's message and a pending answer; create the conversation if needed."""
@@ -70,14 +106,7 @@ def start_turn(conversation: Conversation | None, user: User, content: str
     if len(content) > limit:
         raise TurnError(f"The message is too long: {len(content):,} characters "
                         f"(at most {limit:,}).")
-    running = db.session.scalars(
-        select(Message).join(Conversation).where(Conversation.user_id == user.id,
-                                                 Message.status.not_in(FINAL_STATUSES))).all()
-    running = [m for m in running if not mark_interrupted(m)]
-    limit = current_app.config["STREAMS_PER_USER"]
-    if len(running) >= limit:
-        raise TurnError(f"You already have {len(running)} answers being written (at most "
-                        f"{limit} at once): wait for one to finish or stop it.", 429)
+    _check_running(user)
     if conversation is not None:
         busy = db.session.scalars(select(Message).where(
             Message.conversation_id == conversation.id,

@@ -194,3 +194,61 @@ def test_a_setting_changed_in_the_form_is_used(browser, server, fault_server):
     assert "1.25" in info and "77" in info and "Answer like a sailor." in info
     # The refused form's 422 is logged by the browser as a failed load; nothing else may be.
     assert [e for e in errors if "status of 422" not in e] == [], errors
+
+
+DANGEROUS = ("script:not([src]), .msg script, .msg img, .msg svg, .msg iframe, .msg object, "
+             ".msg embed, .msg details[ontoggle], .msg [onmouseover], .msg [onerror], "
+             ".msg [onload], a[href^='javascript'], a[href^='data'], h1 img, title img")
+
+
+def test_no_script_runs_from_hostile_output_or_input(browser, tmp_path, fault_server):
+    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
+                                  "FLASK_EQUING_URL": fault_server.url("xss")}).start()
+    try:
+        server.flask("users", "create", "alice", "--password", "correct horse")
+        page = browser.new_page()
+        dialogs = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        sign_in(page, server.base)
+        hostile = "<img src=x onerror=alert('u1')>\"'><svg onload=alert('u2')>"
+        page.fill("#content", hostile)
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{server.base}/c/*")
+        # While streaming: the escaped text grows, and nothing in it is markup.
+        page.locator(".msg-assistant .streaming").wait_for()
+        seen_streaming = False
+        for _ in range(200):
+            if page.locator(".msg-assistant.status-complete").count():
+                break
+            if page.locator(".msg-assistant .streaming").count():
+                seen_streaming = True
+                assert page.locator(DANGEROUS).count() == 0
+            time.sleep(0.01)
+        assert seen_streaming
+        page.locator(".msg-assistant.status-complete").wait_for(timeout=20000)
+        assert page.locator(DANGEROUS).count() == 0
+        assert "<script>alert('s1')</script>" in page.locator(".msg-assistant .md").inner_text()
+        assert page.locator(".msg-user .msg-body").inner_text() == hostile
+        # The title (from the first message) in the heading, sidebar and <title>.
+        page.reload()
+        assert page.locator(DANGEROUS).count() == 0
+        assert hostile[:20] in page.locator(".conv-title").inner_text()
+        # Hover and click everything a payload might hide behind.
+        for element in page.locator(".msg b, .msg a, .msg details").all():
+            element.hover()
+        for link in page.locator(".msg-assistant .md a").all():
+            assert (link.get_attribute("href") or "").startswith(("http", "mailto", "#")) or \
+                link.get_attribute("href") is None
+        # The shared page, opened by someone without an account.
+        page.click("#share summary")
+        page.click("#share button[type=submit]")
+        link = page.locator(".share-link").input_value()
+        reader = browser.new_context().new_page()
+        reader.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        reader.goto(link)
+        assert reader.locator(DANGEROUS).count() == 0
+        assert "<script>alert('s1')</script>" in reader.locator(".msg-assistant .md").inner_text()
+        time.sleep(0.3)
+        assert dialogs == []
+    finally:
+        server.stop()

@@ -32,6 +32,12 @@ def event(obj: dict | str, eol: str = "\n") -> bytes:
 
 TOKENS = ["Hello", ", ", "wörld", " 🌍", " 日本", "!"]
 TEXT = "".join(TOKENS)
+XSS_TOKENS = ["<script>alert('s1')</script>", " <img src=x onerror=alert('s2')>",
+              " <svg onload=alert('s3')>", ' <iframe srcdoc="<script>alert(4)</script>">',
+              "</iframe> [a](javascript:alert('s5')) [b](data:text/html,<script>alert(6)",
+              "</script>)\n\n```html\n<script>alert('s7')</script>\n```\n\n<scr",
+              "ipt>alert('s8')</scr", "ipt> <b onmouseover=alert('s9')>x</b>",
+              " <details open ontoggle=alert('s10')>y</details>"]
 MARKDOWN_TOKENS = ["Here ", "is ", "**bold** ", "text ", "and ", "a ", "list:\n\n", "- one\n",
                    "- two\n\n", "```python\n", "print('hi')\n", "```\n", "Done ", "<b>x</b>."]
 
@@ -242,6 +248,36 @@ class Handler(BaseHTTPRequestHandler):
         # A markdown answer, one token every 60 ms: slow enough to watch it grow.
         self.stream([event(chunk(t)) for t in MARKDOWN_TOKENS]
                     + [event(chunk("", "stop")), event("[DONE]")], pause=0.06)
+
+    def scenario_watch_first(self, body):
+        # Sends headers, then holds the first token for up to 10 s while watching for the
+        # client to close the connection (EOF on a peek), and records when it did.
+        import select
+
+        self.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable:
+                try:
+                    data = self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.server.closed_at.append(time.monotonic())
+                    self.close_connection = True
+                    return
+        self.stream(normal_events())
+
+    def scenario_many(self, body):
+        # 50 tokens 10 ms apart: for many answers at once.
+        self.stream([event(chunk(f"w{i} ")) for i in range(50)]
+                    + [event(chunk("", "stop")), event("[DONE]")], pause=0.01)
+
+    def scenario_xss(self, body):
+        # Known payloads, some split across tokens, 30 ms apart so they stream visibly.
+        self.stream([event(chunk(t)) for t in XSS_TOKENS]
+                    + [event(chunk("", "stop")), event("[DONE]")], pause=0.03)
 
     def scenario_endless(self, body):
         # A token every 20 ms for up to 20 s; records when the client goes away.

@@ -1,0 +1,231 @@
+"""Reliability: a fault matrix against the misbehaving upstream, clients that leave, workers
+that die, and many writers at once. Nothing a person wrote or received is lost."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.peers.appserver import AppServer
+from tests.peers.fault_upstream import TOKENS
+from tests.peers.webclient import WebClient
+from tests.test_app import events, read_stream, rows, start_chat
+from webapp.models import Message
+from webapp.providers import ProviderRegistry
+
+EQUING = {"provider": "equing", "model": "gpt-3.5-turbo", "temperature": "0.5", "top_p": "1",
+          "presence_penalty": "0", "frequency_penalty": "0", "max_tokens": "",
+          "system_prompt": ""}
+
+
+def point_equing(app, fault_server, scenario: str) -> None:
+    """Enable Equing at one scenario of the fault server (the scripted provider stays)."""
+    registry = ProviderRegistry.from_config({
+        "PROVIDERS": "equing", "EQUING_URL": fault_server.url(scenario),
+        "PROVIDER_TIMEOUT": "2,1.5"})
+    old = app.extensions["providers"]
+    registry.register(old.get("scripted"))
+    registry.default = "scripted"
+    app.extensions["providers"] = registry
+
+
+# scenario, what the person sees (words), how much text arrived first
+MATRIX = [
+    ("slow-first", None, TOKENS),
+    ("hang", "no data from the upstream|did not answer in time", []),
+    ("http500", "HTTP 500: The server had an error", []),
+    ("http503", "HTTP 503: no channel is available", []),
+    ("http401", "HTTP 401: empty access code", []),
+    ("http403", "HTTP 403: you are not allowed", []),
+    ("html", "HTTP 502: 502 Bad Gateway", []),
+    ("malformed", "malformed event from the upstream", TOKENS[:2]),
+    ("error-event", "upstream exploded", TOKENS[:2]),
+    ("reset", "connection broke|ended the stream", TOKENS[:3]),
+    ("no-done", "before the answer was finished", TOKENS[:3]),
+    ("cut", "cut the stream off mid-event", TOKENS[:2]),
+]
+
+
+@pytest.mark.parametrize("scenario, words, received", MATRIX,
+                         ids=[m[0] for m in MATRIX])
+def test_fault_matrix(alice, bob, app, fault_server, scripted, scenario, words, received):
+    point_equing(app, fault_server, scenario)
+    assert alice.post("/settings", EQUING).status_code == 200
+    conversation_id, message_id = start_chat(alice, f"Question for {scenario}")
+    final = events(read_stream(alice, message_id))[-1]
+    (answer,) = rows(app, Message, id=message_id)
+    user_message = rows(app, Message, conversation_id=conversation_id)[0]
+    assert user_message.content == f"Question for {scenario}"  # never lost
+    assert answer.content == "".join(received)  # what arrived is kept
+    if words is None:
+        assert answer.status == "complete"
+        return
+    assert answer.status == "error"
+    assert re.search(words, answer.error), answer.error
+    assert 'role="alert"' in final and re.search(words, final)
+    assert "Retry" in final
+    page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
+    assert re.search(words, page) and f"Question for {scenario}" in page
+    # Others are served meanwhile (bob's answers come from the scripted provider).
+    bob.refresh_token()
+    _, other = start_chat(bob, "Are you there?")
+    assert "Hello" in events(read_stream(bob, other))[-1]
+    # A retry, once the upstream is well again, answers in place of the failed one.
+    point_equing(app, fault_server, "ok")
+    retried = alice.post(f"/m/{message_id}/retry")
+    assert retried.status_code == 200 and f'/m/{message_id}/stream' in retried.get_data(
+        as_text=True)
+    assert "Hello" in events(read_stream(alice, message_id))[-1]
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.status == "complete" and answer.content == "".join(TOKENS)
+    assert answer.error is None
+
+
+def test_retry_rules(alice, app, scripted):
+    conversation_id, message_id = start_chat(alice)
+    assert alice.post(f"/m/{message_id}/retry").status_code == 409  # still pending
+    read_stream(alice, message_id)
+    assert alice.post(f"/m/{message_id}/retry").status_code == 409  # complete
+    scripted.fail_with = RuntimeError("boom")
+    html = alice.post(f"/c/{conversation_id}/messages", {"content": "again"}).get_data(
+        as_text=True)
+    failed = int(re.findall(r"/m/(\d+)/stream", html)[0])
+    final = events(read_stream(alice, failed))[-1]
+    assert "Internal error: RuntimeError" in final
+    scripted.fail_with = None
+    no_js = alice.post(f"/m/{failed}/retry", htmx=False)
+    assert no_js.status_code == 303
+    (answer,) = rows(app, Message, id=failed)
+    assert answer.status == "complete"
+
+
+# -- real servers --------------------------------------------------------------------------
+
+def _server(tmp_path, fault_server, scenario, **env):
+    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
+                                  "FLASK_EQUING_URL": fault_server.url(scenario),
+                                  **env}).start()
+    server.flask("users", "create", "alice", "--password", "correct horse")
+    return server
+
+
+def _message(server, message_id):
+    engine = create_engine(server.env["DATABASE_URL"])
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT status, error, content FROM messages WHERE id = :id"),
+                           {"id": message_id}).one()
+    engine.dispose()
+    return row
+
+
+def _wait(predicate, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.mark.parametrize("scenario", ["watch-first", "endless"],
+                         ids=["before-first-token", "after-first-token"])
+def test_client_leaving_closes_the_upstream_and_saves_the_answer(tmp_path, fault_server,
+                                                                 scenario):
+    server = _server(tmp_path, fault_server, scenario)
+    try:
+        client = WebClient(server.base).login("alice", "correct horse")
+        _, message_id = client.start_chat("Then I close the tab")
+        before = len(fault_server.closed_at)
+        response = client.session.get(f"{server.base}/m/{message_id}/stream", stream=True,
+                                      timeout=30)
+        chunks = response.iter_content(chunk_size=None)
+        received = next(chunks)
+        if scenario == "endless":
+            while b"t2" not in received:
+                received += next(chunks)
+        time.sleep(0.3)
+        left = time.monotonic()
+        response.close()  # the tab is closed
+        assert _wait(lambda: len(fault_server.closed_at) > before)
+        # The app noticed (by its next keepalive or token) and closed its upstream request.
+        assert fault_server.closed_at[-1] - left < 4.0
+        assert _wait(lambda: _message(server, message_id).status == "stopped")
+        status, error, content = _message(server, message_id)
+        assert "page was closed" in error
+        if scenario == "endless":
+            assert content.startswith("t0 t1 t2")
+        else:
+            assert content == ""
+    finally:
+        server.stop()
+
+
+def test_a_killed_worker_leaves_an_interrupted_answer_not_an_endless_one(tmp_path,
+                                                                        fault_server):
+    server = _server(tmp_path, fault_server, "endless", FLASK_STREAM_STALE_SECONDS="2")
+    try:
+        client = WebClient(server.base).login("alice", "correct horse")
+        conversation_id, message_id = client.start_chat("Keep going")
+        response = client.session.get(f"{server.base}/m/{message_id}/stream", stream=True,
+                                      timeout=30)
+        chunks = response.iter_content(chunk_size=None)
+        received = b""
+        while b"t10" not in received:
+            received += next(chunks)
+        time.sleep(1.2)  # a partial save has happened
+        pgrep = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
+                               text=True, check=True)
+        workers = [int(p) for p in pgrep.stdout.split()]
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        response.close()
+        assert _message(server, message_id).status == "streaming"  # as the dead worker left it
+        time.sleep(2.5)
+        assert _wait(lambda: client.session.get(f"{server.base}/healthz",
+                                                timeout=2).ok)  # gunicorn made a new worker
+        page = client.session.get(f"{server.base}/c/{conversation_id}", timeout=10).text
+        assert "Interrupted: the server stopped while answering." in page
+        status, error, content = _message(server, message_id)
+        assert status == "error" and content.startswith("t0 t1 t2")
+        # And the conversation goes on.
+        assert "Retry" in page
+    finally:
+        server.stop()
+
+
+def test_many_writers_at_once_lose_nothing(tmp_path, fault_server):
+    server = _server(tmp_path, fault_server, "many", GUNICORN_WORKERS="3",
+                     FLASK_STREAMS_PER_USER="1000", FLASK_MESSAGE_RATE_LIMIT="10000 per minute")
+    try:
+        client = WebClient(server.base).login("alice", "correct horse")
+        turns = [client.start_chat(f"writer {i}") for i in range(24)]
+        results: dict[int, str] = {}
+
+        def read(message_id):
+            reader = WebClient(server.base, session=client.session, token=client.token)
+            results[message_id] = reader.stream(message_id)[-1].data
+
+        threads = [threading.Thread(target=read, args=(m,)) for _, m in turns]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        expected = "".join(f"w{i} " for i in range(50))
+        for _, message_id in turns:
+            assert "status-complete" in results[message_id], results[message_id][-300:]
+            status, error, content = _message(server, message_id)
+            assert (status, error, content) == ("complete", None, expected)
+        engine = create_engine(server.env["DATABASE_URL"])
+        with engine.connect() as conn:
+            users = conn.execute(text("SELECT count(*) FROM messages WHERE role = 'user'"))
+            assert users.scalar() == 24
+        engine.dispose()
+    finally:
+        server.stop()

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from bench import local_tokens
-
-pytestmark = pytest.mark.slow
+from bench import load, local_tokens, pages
 
 
+@pytest.mark.slow
 def test_local_tokens_bench_runs():
     result = local_tokens.main(["--runs", "1", "--tokens", "8"])
     assert set(result) == {"llama_cpp_tok_s", "provider_tok_s", "ratio"}
     assert result["provider_tok_s"] > 0 and result["llama_cpp_tok_s"] > 0
+
+
+def test_pages_bench_runs():
+    result = pages.main(["--messages", "20", "--conversations", "60", "--runs", "2"])
+    assert len(result) == 3 and all(v > 0 for v in result.values())
+
+
+def test_load_bench_runs():
+    concurrent = load.main(["--streams", "3", "--tokens", "5", "--gap-ms", "5"])
+    sequential = load.main(["--sequential", "2", "--tokens", "5", "--gap-ms", "5"])
+    for result in concurrent + sequential:
+        assert result["app"]["errors"] == 0 and result["direct"]["errors"] == 0
+        assert not math.isnan(result["app"]["ttft_p50"])

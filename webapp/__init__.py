@@ -69,11 +69,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["providers"] = ProviderRegistry.from_config(app.config)
 
     from . import auth, chat, cli, errors, manage, meta, settings, share
-    from .rendering import render_markdown
+    from .rendering import message_html, render_markdown
 
     for blueprint in (auth.bp, chat.bp, settings.bp, share.bp, manage.bp, meta.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     cli.init_app(app)
     app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.filters["message_html"] = message_html
     return app

@@ -156,6 +156,8 @@ class Message(db.Model):
         ForeignKey("conversations.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text, default="")
+    #: The answer's sanitized HTML, rendered once when it is finished (pages only print it).
+    html: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=COMPLETE)
     provider: Mapped[str | None] = mapped_column(String(32))
     model: Mapped[str | None] = mapped_column(String(128))

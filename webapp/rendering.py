@@ -37,12 +37,18 @@ _ATTRIBUTES = {
 }
 
 
+@lru_cache(maxsize=256)
+def _lexer(name: str):
+    """Pygments' lexer for a fence's language, or None (finding one by name is slow)."""
+    try:
+        return get_lexer_by_name(name)
+    except ClassNotFound:
+        return None
+
+
 def _highlight(code: str, lang: str, attrs: str) -> str:
     """Pygments-highlighted HTML for a fenced block, or '' to let markdown-it escape it."""
-    try:
-        lexer = get_lexer_by_name(lang.strip().split()[0]) if lang.strip() else None
-    except ClassNotFound:
-        lexer = None
+    lexer = _lexer(lang.strip().split()[0].lower()[:40]) if lang.strip() else None
     if lexer is None:
         return ""
     return highlight(code, lexer, _FORMATTER)
@@ -68,6 +74,14 @@ def render_markdown(text: str) -> Markup:
         filter_style_properties={"text-align"},
     )
     return Markup(clean)  # noqa: S704 - sanitized by nh3 just above
+
+
+def message_html(message) -> Markup:
+    """A message's HTML: the copy rendered when it was finished, else rendered now."""
+    stored = getattr(message, "html", None)
+    if stored is not None:
+        return Markup(stored)  # noqa: S704 - sanitized by render_markdown when it was stored
+    return render_markdown(message.content)
 
 
 def escape_stream_text(text: str) -> str:

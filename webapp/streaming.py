@@ -39,6 +39,7 @@ from .models import (
     utcnow,
 )
 from .providers import Cancellation, ProviderError
+from .rendering import render_markdown
 
 log = logging.getLogger(__name__)
 
@@ -320,10 +321,12 @@ class Generation:
 
     def _save_final(self, first_token_at) -> None:
         out = self.outcome
+        html = str(render_markdown(out.text))  # once, so pages only print it
         now = utcnow()
         with short_session(self.app) as session:
             session.execute(update(Message).where(Message.id == self.job.message_id).values(
-                content=out.text, status=out.status, error=out.error, token_count=out.tokens,
+                content=out.text, html=html, status=out.status, error=out.error,
+                token_count=out.tokens,
                 first_token_at=first_token_at, finished_at=now, updated_at=now))
             session.execute(update(Conversation)
                             .where(Conversation.id == self.job.conversation_id)
@@ -339,6 +342,7 @@ def mark_interrupted(message: Message) -> bool:
     if message.status != STREAMING or message.updated_at > utcnow() - stale:
         return False
     message.status, message.error = ERROR, INTERRUPTED
+    message.html = str(render_markdown(message.content))
     message.finished_at = message.updated_at = utcnow()
     return True
 

@@ -215,7 +215,7 @@ def stop(message_id: int):
         message.stop_requested = True
         if message.status == PENDING:
             # Not started yet: it ends here, and its stream will only send the final HTML.
-            message.status, message.error = STOPPED, STOPPED_BY_USER
+            message.status, message.error, message.html = STOPPED, STOPPED_BY_USER, ""
             message.finished_at = message.updated_at = utcnow()
         db.session.commit()
         stops.cancel(message_id)

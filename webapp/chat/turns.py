@@ -86,7 +86,7 @@ def retry_answer(answer: Message, user: User) -> Message:
     _check_running(user)
     provider, model, params = generation_choice(effective(user, answer.conversation))
     now = utcnow()
-    answer.content, answer.status, answer.error = "", PENDING, None
+    answer.content, answer.html, answer.status, answer.error = "", None, PENDING, None
     answer.provider, answer.model, answer.params = provider, model, params
     answer.stop_requested, answer.token_count = False, 0
     answer.started_at = answer.first_token_at = answer.finished_at = None

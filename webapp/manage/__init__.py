@@ -28,6 +28,7 @@ from ..models import (
     Message,
     utcnow,
 )
+from ..rendering import render_markdown
 from ..search import search as run_search
 from ..settings import save_conversation_settings
 
@@ -269,9 +270,11 @@ def import_data(data: Any, user_id: int) -> int:
                     raise ImportError_("each message needs a role of “user” or “assistant”")
                 status = m.get("status") if m.get("status") in FINAL_STATUSES else STOPPED
                 params = m.get("params")
+                content = _text(m, "content", 200_000)
                 db.session.add(Message(
-                    conversation=conversation, role=m["role"],
-                    content=_text(m, "content", 200_000), status=status,
+                    conversation=conversation, role=m["role"], content=content,
+                    html=str(render_markdown(content)) if m["role"] == "assistant" else None,
+                    status=status,
                     provider=_text(m, "provider", 32) or None,
                     model=_text(m, "model", 128) or None,
                     params=params if isinstance(params, dict) else None,

@@ -19,6 +19,7 @@ from flask_login import current_user, login_required
 
 from ..extensions import db
 from ..models import COMPLETE, FINAL_STATUSES, Conversation, Message, Share, utcnow
+from ..rendering import message_html
 from ..settings.values import from_user
 
 bp = Blueprint("share", __name__)
@@ -51,6 +52,8 @@ def take_snapshot(conversation: Conversation, include_system_prompt: bool) -> di
         item = {name: getattr(message, name) for name in _MESSAGE_FIELDS}
         params = {k: v for k, v in (message.params or {}).items() if k != "system_prompt"}
         item["params"] = params
+        if message.role == "assistant":
+            item["html"] = str(message_html(message))
         item["created_at"] = message.created_at.isoformat(timespec="seconds")
         messages.append(item)
     return {
@@ -152,7 +155,8 @@ def copy(token: str):
     db.session.add(conversation)
     for item in snapshot["messages"]:
         db.session.add(Message(conversation=conversation, role=item["role"],
-                               content=item["content"], status=item.get("status") or COMPLETE,
+                               content=item["content"], html=item.get("html"),
+                               status=item.get("status") or COMPLETE,
                                provider=item.get("provider"), model=item.get("model"),
                                params=item.get("params"), created_at=now, updated_at=now))
     db.session.commit()

@@ -53,9 +53,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     while True:
                         if page.locator(".msg-assistant.status-complete").count():
                             break
-                        streaming = page.locator(".msg-assistant .streaming")
-                        if (first is None and streaming.count()
-                                and streaming.inner_text().strip()):
+                        texts = page.locator(".msg-assistant .streaming").all_inner_texts()
+                        if first is None and texts and texts[0].strip():
                             first = time.perf_counter() - started
                         time.sleep(0.005)
                     total = time.perf_counter() - started

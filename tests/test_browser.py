@@ -66,8 +66,10 @@ def test_answer_grows_in_the_page_then_renders_markdown(browser, server):
     while time.monotonic() < deadline:
         if page.locator(".msg-assistant.status-complete").count():
             break
-        if page.locator(".msg-assistant .streaming").count():
-            lengths.append(len(page.locator(".msg-assistant .streaming").inner_text()))
+        # all_inner_texts() does not wait: the element may be swapped out at any moment.
+        texts = page.locator(".msg-assistant .streaming").all_inner_texts()
+        if texts:
+            lengths.append(len(texts[0]))
         time.sleep(0.03)
     growing = [n for n in lengths if n > 0]
     assert len(set(growing)) >= 3, f"text did not grow over time: {lengths}"
@@ -106,7 +108,7 @@ def test_second_turn_in_place_and_stop(browser, server, fault_server):
     # (wait_for_function would need 'unsafe-eval', which our CSP rightly refuses)
     streaming = page.locator(".msg-assistant .streaming")
     deadline = time.monotonic() + 10
-    while len(streaming.inner_text()) <= 5 and time.monotonic() < deadline:
+    while len("".join(streaming.all_inner_texts())) <= 5 and time.monotonic() < deadline:
         time.sleep(0.03)
     page.click(".msg-actions .stop")
     stopped = page.locator(".msg-assistant.status-stopped")

@@ -136,13 +136,14 @@ def short_session(app: Flask):
             db.session.remove()
 
 
-def history_for(message: Message, config: dict[str, Any]) -> list[dict[str, str]]:
-    """The messages sent upstream to answer ``message``: the system prompt, then as many of
-    the latest turns before it as fit the configured bounds (oldest dropped first; the system
-    prompt and the newest user message are always kept)."""
+def history_for(message_id: int, conversation_id: int, system: str,
+                config: dict[str, Any]) -> list[dict[str, str]]:
+    """The messages sent upstream to answer message ``message_id``: the system prompt, then as
+    many of the latest turns before it as fit the configured bounds (oldest dropped first; the
+    system prompt and the newest user message are always kept)."""
     rows = db.session.execute(
         select(Message.role, Message.content, Message.status)
-        .where(Message.conversation_id == message.conversation_id, Message.id < message.id)
+        .where(Message.conversation_id == conversation_id, Message.id < message_id)
         .order_by(Message.id.desc())
         .limit(int(config["MAX_HISTORY_MESSAGES"]))
     ).all()
@@ -156,7 +157,6 @@ def history_for(message: Message, config: dict[str, Any]) -> list[dict[str, str]
         budget -= len(content)
         turns.append({"role": role, "content": content})
     turns.reverse()
-    system = (message.params or {}).get("system_prompt") or ""
     return ([{"role": "system", "content": system}] if system else []) + turns
 
 
@@ -164,18 +164,22 @@ def claim(app: Flask, message_id: int) -> Job | None:
     """Move a pending message to streaming and return its job; None if it was not pending."""
     with short_session(app) as session:
         now = utcnow()
-        result = session.execute(
+        # One statement claims the row and returns what the job needs (RETURNING works on
+        # SQLite 3.35+ and PostgreSQL): no second round trip before the upstream request.
+        row = session.execute(
             update(Message)
             .where(Message.id == message_id, Message.status == PENDING)
             .values(status=STREAMING, started_at=now, updated_at=now)
-        )
-        if result.rowcount != 1:
+            .returning(Message.conversation_id, Message.provider, Message.model,
+                       Message.params)
+        ).first()
+        if row is None:
             return None
-        message = session.get(Message, message_id)
-        params = dict(message.params or {})
-        params.pop("system_prompt", None)
-        return Job(message.id, message.conversation_id, message.provider or "",
-                   message.model or "", params, history_for(message, app.config))
+        conversation_id, provider, model, stored = row
+        params = dict(stored or {})
+        system = params.pop("system_prompt", "")
+        messages = history_for(message_id, conversation_id, system, app.config)
+        return Job(message_id, conversation_id, provider or "", model or "", params, messages)
 
 
 def _describe(exc: BaseException) -> str:

@@ -62,12 +62,16 @@ def generation_choice(values: dict[str, Any]) -> tuple[str, str, dict[str, Any]]
     return name, model, params
 
 
-def _check_running(user: User) -> None:
-    """Refuse a new answer when the person already has as many running as allowed."""
+def _check_running(user: User, conversation: Conversation | None = None) -> None:
+    """Refuse a new answer when the person already has as many running as allowed, or when
+    ``conversation`` already has one being written (one query for both)."""
     running = db.session.scalars(
         select(Message).join(Conversation).where(Conversation.user_id == user.id,
                                                  Message.status.not_in(FINAL_STATUSES))).all()
     running = [m for m in running if not mark_interrupted(m)]
+    if conversation is not None and any(m.conversation_id == conversation.id
+                                        for m in running):
+        raise TurnError("An answer is still being written: wait for it or stop it.", 409)
     limit = current_app.config["STREAMS_PER_USER"]
     if len(running) >= limit:
         raise TurnError(f"You already have {len(running)} answers being written (at most "
@@ -106,13 +110,7 @@ def start_turn(conversation: Conversation | None, user: User, content: str
     if len(content) > limit:
         raise TurnError(f"The message is too long: {len(content):,} characters "
                         f"(at most {limit:,}).")
-    _check_running(user)
-    if conversation is not None:
-        busy = db.session.scalars(select(Message).where(
-            Message.conversation_id == conversation.id,
-            Message.status.not_in(FINAL_STATUSES))).all()
-        if [m for m in busy if not mark_interrupted(m)]:
-            raise TurnError("An answer is still being written: wait for it or stop it.", 409)
+    _check_running(user, conversation)
     if user.settings is None:
         user.settings = UserSettings()
     provider, model, params = generation_choice(effective(user, conversation))

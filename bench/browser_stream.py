@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--gap-ms", type=float, default=10)
+    parser.add_argument("--coalesce-ms", default="", help="the app's STREAM_COALESCE_MS")
     args = parser.parse_args(argv)
-    with Bench() as bench, sync_playwright() as playwright:
+    env = {"FLASK_STREAM_COALESCE_MS": args.coalesce_ms} if args.coalesce_ms else {}
+    with Bench(env) as bench, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         context = browser.new_context(bypass_csp=True)
         context.add_cookies([{"name": c.name, "value": c.value, "url": bench.server.base}
@@ -48,26 +50,33 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         cdp = context.new_cdp_session(page)
         cdp.send("Performance.enable")
 
+        def metrics() -> dict[str, float]:
+            return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+
         def busy() -> float:
-            metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
-            return metrics["TaskDuration"]
+            return metrics()["TaskDuration"]
 
         page.fill("#content", _scenario(args.tokens, args.gap_ms, 0))
         page.keyboard.press("Enter")
         page.wait_for_url(f"{bench.server.base}/c/*")
         page.locator(".msg-assistant .streaming").wait_for()
+        before = metrics()
         busy_start, wall_start = busy(), time.perf_counter()
         page.locator(".msg-assistant.status-complete").wait_for(
             timeout=args.tokens * args.gap_ms + 60000)
         wall = time.perf_counter() - wall_start
         busy_share = (busy() - busy_start) / wall
+        after = metrics()
+        parts = {name: (after[name] - before[name]) / wall for name in
+                 ("ScriptDuration", "LayoutDuration", "RecalcStyleDuration")}
         long_tasks = page.evaluate("window.__longTasks")
         browser.close()
     result = {"seconds": wall, "busy_share": busy_share, "long_tasks": len(long_tasks),
-              "longest_task_ms": max(long_tasks, default=0.0)}
+              "longest_task_ms": max(long_tasks, default=0.0), **parts}
     print(f"{args.tokens} tokens {args.gap_ms:g} ms apart streamed in {wall:.1f} s: main thread "
           f"busy {busy_share:.1%}, {len(long_tasks)} long tasks (longest "
-          f"{result['longest_task_ms']:.0f} ms)")
+          f"{result['longest_task_ms']:.0f} ms); script {parts['ScriptDuration']:.1%}, "
+          f"layout {parts['LayoutDuration']:.1%}, style {parts['RecalcStyleDuration']:.1%}")
     return result
 
 

@@ -41,8 +41,17 @@
     var s = scroller();
     stick = s.scrollHeight - s.scrollTop - s.clientHeight < 80;
   }, { passive: true });
+  // At most once a frame: reading scrollHeight forces a layout, and an answer streaming in
+  // changes the page many times a second.
+  var queued = false;
   function follow() {
-    if (stick) { var s = scroller(); s.scrollTop = s.scrollHeight; }
+    if (!stick || queued) return;
+    queued = true;
+    requestAnimationFrame(function () {
+      queued = false;
+      var s = scroller();
+      s.scrollTop = s.scrollHeight;
+    });
   }
   document.addEventListener("DOMContentLoaded", function () {
     var messages = document.getElementById("messages");

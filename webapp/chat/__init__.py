@@ -109,6 +109,17 @@ def conversation(conversation_id: int):
     return render_page(owned_conversation(conversation_id))
 
 
+def answer_now(answer: Message):
+    """Without JavaScript: generate the whole answer in this request, then show the page."""
+    app = current_app._get_current_object()
+    job = claim(app, answer.id)
+    if job is not None:
+        for _ in Generation(app, job):
+            pass
+    return redirect(url_for("chat.conversation", conversation_id=answer.conversation_id,
+                            _anchor=f"m-{answer.id}"), code=303)
+
+
 def _turn_response(conversation: Conversation | None, content: str):
     """Start a turn and answer the way the request needs (htmx fragment or full page)."""
     try:
@@ -118,14 +129,7 @@ def _turn_response(conversation: Conversation | None, content: str):
             return render_template("_composer_error.html", error=exc.message), exc.status
         return render_page(conversation, error=exc.message, draft=content, status=exc.status)
     if not is_htmx():
-        # Without JavaScript: generate the whole answer now, then show the page.
-        app = current_app._get_current_object()
-        job = claim(app, answer.id)
-        if job is not None:
-            for _ in Generation(app, job):
-                pass
-        return redirect(url_for("chat.conversation", conversation_id=conversation.id,
-                                _anchor=f"m-{answer.id}"), code=303)
+        return answer_now(answer)
     if request.endpoint == "chat.create":
         # A new conversation gets its own page (and address); the stream starts there.
         response = Response(status=200)
@@ -240,13 +244,7 @@ def retry(message_id: int):
         return redirect(url_for("chat.conversation", conversation_id=answer.conversation_id),
                         code=303)
     if not is_htmx():
-        app = current_app._get_current_object()
-        job = claim(app, answer.id)
-        if job is not None:
-            for _ in Generation(app, job):
-                pass
-        return redirect(url_for("chat.conversation", conversation_id=answer.conversation_id,
-                                _anchor=f"m-{answer.id}"), code=303)
+        return answer_now(answer)
     return get_template_attribute("_partials.html", "message")(answer)
 
 

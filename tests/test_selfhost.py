@@ -178,17 +178,22 @@ def test_copy_from_sqlite_to_postgresql_keeps_every_row(tmp_path, app, alice):
     copy = create_engine(target)
     from webapp.extensions import db
 
+    copied = {}
     for table in db.metadata.sorted_tables:
         order = list(table.primary_key.columns)
         with source.connect() as a, copy.connect() as b:
             rows_a = a.execute(select(table).order_by(*order)).all()
             rows_b = b.execute(select(table).order_by(*order)).all()
         assert rows_a == rows_b, table.name
-        assert rows_a or table.name == "user_settings" or table.name
+        copied[table.name] = len(rows_a)
+    # Every table had rows to copy: users, settings, 2 conversations, 4 messages, 1 share.
+    assert copied == {"users": 1, "user_settings": 1, "conversations": 2, "messages": 4,
+                      "shares": 1}
+    assert "messages: 4 rows" in result.output
     # The copy is usable: new rows get fresh ids, search works.
-    copied = create_app({"SQLALCHEMY_DATABASE_URI": target, "SECRET_KEY": "x",
-                         "TESTING": True})
-    with copied.app_context():
+    copied_app = create_app({"SQLALCHEMY_DATABASE_URI": target, "SECRET_KEY": "x",
+                             "TESTING": True})
+    with copied_app.app_context():
         from webapp.search import search
 
         assert search(1, "please")[0].title == "Copy me <b>please</b> ✓"

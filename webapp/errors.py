@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from .htmx import is_htmx
 
 MESSAGES = {
     400: "The request was not understood.",
@@ -19,7 +21,7 @@ MESSAGES = {
 
 
 def _render(status: int, message: str):
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx():
         return render_template("_composer_error.html", error=message), status
     return render_template("error.html", status=status, message=message), status
 

@@ -18,6 +18,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from ..extensions import db, limiter
+from ..htmx import is_htmx
 from ..models import FINAL_STATUSES, PENDING, STOPPED, Conversation, Message, utcnow
 from ..rendering import escape_stream_text
 from ..streaming import (
@@ -32,11 +33,6 @@ from ..streaming import (
 from .turns import TurnError, retry_answer, start_turn
 
 bp = Blueprint("chat", __name__)
-
-
-def is_htmx() -> bool:
-    """Whether htmx made this request (it then gets a fragment, not a page)."""
-    return request.headers.get("HX-Request") == "true"
 
 
 def sidebar_page(page: int) -> tuple[list[Conversation], bool]:

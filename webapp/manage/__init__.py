@@ -20,6 +20,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from ..extensions import db
+from ..htmx import is_htmx
 from ..models import (
     COMPLETE,
     FINAL_STATUSES,
@@ -97,7 +98,7 @@ def conversation_settings(conversation_id: int):
     conversation = owned(conversation_id)
     form, saved = save_conversation_settings(conversation)
     action = url_for("manage.conversation_settings", conversation_id=conversation.id)
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx():
         return render_template("settings/_form.html", form=form, saved=saved, action=action,
                                form_id="chat-settings"), 200 if saved else 422
     if saved:
@@ -125,7 +126,7 @@ def search():
     """Conversations whose title or messages match the query."""
     q = request.args.get("q", "")
     hits = run_search(current_user.id, q)
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx():
         return render_template("manage/_search_results.html", hits=hits, q=q)
     return render_template("manage/search.html", hits=hits, q=q)
 

@@ -14,15 +14,12 @@ from flask import (
 from flask_login import current_user, login_required
 
 from ..extensions import db
+from ..htmx import is_htmx
 from ..models import UserSettings
 from .forms import GenerationForm
 from .values import FIELDS, effective, from_user
 
 bp = Blueprint("settings", __name__)
-
-
-def is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def build_form(values: dict | None = None) -> GenerationForm:

@@ -1,20 +1,22 @@
 """gunicorn settings fit for long-lived answer streams; each can be overridden by environment.
 
-Every open answer holds a worker thread for its whole length, so workers are ``gthread`` with
-many threads rather than a few sync workers, and the timeout (which for gthread is the worker
-heartbeat, not a per-request limit) stays generous. See docs/self-hosting.md.
+Every open answer is a request that lasts as long as the answer, and most of that time it waits
+on the upstream. Workers are ``gevent``: each answer costs a greenlet of a few kilobytes instead
+of an OS thread, and handing a token from the upstream reader to the response is a switch, not
+a trip through the GIL between threads (with ``gthread`` one instance delivered in real time
+only up to about 64 answers at once; see docs/benchmarks.md). The timeout is the worker
+heartbeat, not a per-request limit. See docs/self-hosting.md.
 """
 
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-worker_class = "gthread"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+# Clients (answers, pages) one worker serves at once; beyond that they wait in the listen queue.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+# Only used when GUNICORN_WORKER_CLASS=gthread.
 threads = int(os.environ.get("GUNICORN_THREADS", "128"))
-# A gthread worker accepts up to worker_connections clients but serves only `threads` at once;
-# the rest wait inside it even when another worker is idle. Capping it at `threads` leaves them
-# in the listen queue, where any worker with a free thread picks them up.
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", str(threads)))
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))

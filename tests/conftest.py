@@ -119,8 +119,8 @@ class Browserless:
     def refresh_token(self, path="/"):
         self.token = csrf_from(self.client.get(path).get_data(as_text=True))
 
-    def post(self, path, data=None, htmx=True, **kwargs):
-        headers = {"X-CSRFToken": self.token}
+    def post(self, path, data=None, htmx=True, headers=None, **kwargs):
+        headers = {"X-CSRFToken": self.token, **(headers or {})}
         if htmx:
             headers["HX-Request"] = "true"
         return self.client.post(path, data=data or {}, headers=headers, **kwargs)

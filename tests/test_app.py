@@ -156,6 +156,81 @@ def test_chat_turn_streams_escaped_tokens_then_final_markdown(alice, app, script
     assert scripted.calls[0]["messages"] == [{"role": "user", "content": "Hi <b>there</b>"}]
 
 
+SSE_ACCEPT = {"Accept": "text/html, text/event-stream"}
+
+
+def test_second_turn_is_one_request_whose_answer_is_the_stream(alice, app, scripted):
+    """htmx with its SSE extension: the post's answer is the turn, then the answer's text."""
+    conversation_id, first = start_chat(alice)
+    read_stream(alice, first)
+    scripted.tokens = ["Second", " <i>answer</i>", " **done**"]
+    scripted.delay = 0.05
+    response = alice.post(f"/c/{conversation_id}/messages", {"content": "Again <b>please</b>"},
+                          headers=SSE_ACCEPT)
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    data = events(response.get_data(as_text=True))
+    user_message, answer = rows(app, Message, conversation_id=conversation_id)[2:]
+    # First the turn (for the composer's target, the message list): both messages, the answer
+    # without a stream request of its own, since this response carries it.
+    turn = data[0]
+    assert f'id="m-{user_message.id}"' in turn and "Again &lt;b&gt;please&lt;/b&gt;" in turn
+    assert f'id="m-{answer.id}-body"' in turn and "hx-get" not in turn
+    # Then the text, escaped, into the answer's body.
+    partial = f'<hx-partial hx-target="#m-{answer.id}-body" hx-swap="beforeend">'
+    texts = data[1:-1]
+    assert texts and all(t.startswith(partial) and t.endswith("</hx-partial>") for t in texts)
+    assert "".join(t[len(partial):-len("</hx-partial>")] for t in texts) == \
+        "Second &lt;i&gt;answer&lt;/i&gt; **done**"
+    # And the whole message, rendered, in place of the streaming one.
+    assert f'hx-swap-oob="outerHTML:#m-{answer.id}"' in data[-1]
+    assert "<strong>done</strong>" in data[-1] and "<i>answer</i>" not in data[-1]
+    assert (answer.status, answer.content) == ("complete", "Second <i>answer</i> **done**")
+    assert answer.started_at <= answer.first_token_at <= answer.finished_at
+    # Generated once: asking for its stream now only returns the final HTML.
+    assert len(events(read_stream(alice, answer.id))) == 1
+    assert len(scripted.calls) == 2
+    assert scripted.calls[1]["messages"][-1] == {"role": "user", "content": "Again <b>please</b>"}
+
+
+def test_without_sse_the_turn_answer_opens_its_own_stream(alice, app, scripted):
+    conversation_id, first = start_chat(alice)
+    read_stream(alice, first)
+    response = alice.post(f"/c/{conversation_id}/messages", {"content": "Again"})
+    assert response.mimetype == "text/html" and "Accept" in response.headers["Vary"]
+    (answer_id,) = re.findall(r'hx-get="/m/(\d+)/stream"', response.get_data(as_text=True))
+    (answer,) = rows(app, Message, id=int(answer_id))
+    assert answer.status == "pending"
+    assert "status-complete" in events(read_stream(alice, answer.id))[-1]
+
+
+def test_partial_text_is_saved_while_streaming(alice, app, scripted):
+    """One saver per process writes every running answer's text (STREAM_SAVE_SECONDS is 0.2 s
+    in tests), which is also the heartbeat other processes judge liveness by."""
+    scripted.endless = True
+    scripted.delay = 0.01
+    _, message_id = start_chat(alice)
+    response = alice.get(f"/m/{message_id}/stream")
+    iterator = iter(response.response)
+    received = ""
+    while "t5" not in received:
+        chunk = next(iterator)
+        received += chunk.decode() if isinstance(chunk, bytes) else chunk
+    saved = ""
+    for _ in range(100):  # the saver's period is 0.2 s; this waits up to 5 s
+        (answer,) = rows(app, Message, id=message_id)
+        saved = answer.content
+        if saved.startswith("t0 t1 t2 t3 t4 t5"):
+            break
+        next(iterator)
+    assert saved.startswith("t0 t1 t2 t3 t4 t5"), saved
+    assert answer.status == "streaming" and answer.first_token_at is not None
+    response.close()
+    assert scripted.closed.wait(5)
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.status == "stopped" and len(answer.content) >= len(saved)
+
+
 def test_finished_stream_is_never_generated_twice(alice, app, scripted):
     _, message_id = start_chat(alice)
     read_stream(alice, message_id)

@@ -21,7 +21,10 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+# Objects keep their values after a commit: a request that commits and then renders what it
+# saved (a chat turn) would otherwise reload every row it touched, one query each.
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING),
+                session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -4,11 +4,13 @@ A chat turn's answer is generated exactly once. ``claim`` moves the message from
 streaming in one conditional UPDATE, so of two requests for the same stream (two tabs, a
 reload, two app servers) only one generates; the other ``follow``s the saved text.
 
-The provider is read in a worker thread feeding a queue. The response generator waits on the
-queue with a timeout, so it can send keepalive comments (a client that left is noticed before
-the first token), coalesce tokens into one event per ``STREAM_COALESCE_MS``, save the partial
-answer every ``STREAM_SAVE_SECONDS`` and notice a Stop from any process. No database session is
-held across a ``yield``: every read and write is a short session of its own.
+The provider is read in a worker thread (a greenlet under gunicorn's gevent workers) feeding a
+queue. The response generator waits on the queue with a timeout, so it can send keepalive
+comments (a client that left is noticed before the first token) and coalesce tokens into one
+event per ``STREAM_COALESCE_MS``; when it wakes it takes everything queued, so a burst costs one
+wake-up. One saver per process writes the partial text of all its running answers every
+``STREAM_SAVE_SECONDS`` in one transaction and notices a Stop from any process. No database
+session is held across a ``yield``: every read and write is a short session of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 
 from .extensions import db
 from .models import (
@@ -122,6 +124,84 @@ class _Stops:
 stops = _Stops()
 
 
+class _Saver:
+    """Saves the partial text of every answer this process is writing, all in one transaction
+    every ``STREAM_SAVE_SECONDS``, and reads all their Stop flags in one query.
+
+    Saving is also the heartbeat that tells other processes an answer is alive (see
+    ``mark_interrupted``). One writer per process instead of one per answer keeps the database
+    work constant per second however many answers stream at once. The thread (a greenlet under
+    gevent) runs only while there are answers to save.
+    """
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.every = float(app.config["STREAM_SAVE_SECONDS"])
+        self._lock = threading.Lock()
+        self._running: dict[int, Generation] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, generation: Generation) -> None:
+        with self._lock:
+            self._running[generation.job.message_id] = generation
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="answer-saver")
+                self._thread.start()
+
+    def remove(self, generation: Generation) -> None:
+        with self._lock:
+            if self._running.get(generation.job.message_id) is generation:
+                del self._running[generation.job.message_id]
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.every)
+            with self._lock:
+                running = list(self._running.values())
+                if not running:
+                    self._thread = None
+                    return
+            try:
+                self.save(running)
+            except Exception:  # noqa: BLE001 - a failed save must not end the saving
+                log.exception("saving %d partial answers failed", len(running))
+
+    def save(self, running: list[Generation]) -> None:
+        """Write each generation's text so far; cancel those whose Stop was asked for."""
+        now = utcnow()
+        rows = [{"mid": g.job.message_id, "content": "".join(g.parts),
+                 "token_count": len(g.parts), "first_token_at": g.first_token_at,
+                 "updated_at": now} for g in running]
+        with short_session(self.app) as session:
+            # Only rows still streaming: an answer that ended meanwhile keeps its final text.
+            session.connection().execute(
+                update(Message.__table__)
+                .where(Message.__table__.c.id == bindparam("mid"),
+                       Message.__table__.c.status == STREAMING)
+                .values(content=bindparam("content"), token_count=bindparam("token_count"),
+                        first_token_at=func.coalesce(bindparam("first_token_at"),
+                                                     Message.__table__.c.first_token_at),
+                        updated_at=bindparam("updated_at")), rows)
+            stopped = set(session.scalars(select(Message.id).where(
+                Message.id.in_([r["mid"] for r in rows]), Message.stop_requested)))
+        for generation in running:
+            if generation.job.message_id in stopped:
+                generation.cancel.cancel()
+
+
+_savers_lock = threading.Lock()
+
+
+def saver_for(app: Flask) -> _Saver:
+    """The app's saver (one per app and process)."""
+    saver = app.extensions.get("answer_saver")
+    if saver is None:
+        with _savers_lock:
+            saver = app.extensions.setdefault("answer_saver", _Saver(app))
+    return saver
+
+
 @contextmanager
 def short_session(app: Flask):
     """A database session for one short unit of work, committed and released at the end."""
@@ -160,6 +240,16 @@ def history_for(message_id: int, conversation_id: int, system: str,
     return ([{"role": "system", "content": system}] if system else []) + turns
 
 
+def job_for(message_id: int, conversation_id: int, provider: str | None, model: str | None,
+            stored: dict[str, Any] | None, config: dict[str, Any]) -> Job:
+    """The job of an answer that is already claimed, from its row's values (in the caller's
+    session, which reads the history)."""
+    params = dict(stored or {})
+    system = params.pop("system_prompt", "")
+    messages = history_for(message_id, conversation_id, system, config)
+    return Job(message_id, conversation_id, provider or "", model or "", params, messages)
+
+
 def claim(app: Flask, message_id: int) -> Job | None:
     """Move a pending message to streaming and return its job; None if it was not pending."""
     with short_session(app) as session:
@@ -175,11 +265,22 @@ def claim(app: Flask, message_id: int) -> Job | None:
         ).first()
         if row is None:
             return None
-        conversation_id, provider, model, stored = row
-        params = dict(stored or {})
-        system = params.pop("system_prompt", "")
-        messages = history_for(message_id, conversation_id, system, app.config)
-        return Job(message_id, conversation_id, provider or "", model or "", params, messages)
+        return job_for(message_id, *row, app.config)
+
+
+def _take(items: queue.SimpleQueue, wait: float, most: int = 4096) -> list[Any]:
+    """What the reader has queued: wait up to ``wait`` seconds for one item, then take every
+    other item already there, so a burst of tokens costs one wake-up, not one per token."""
+    try:
+        batch = [items.get(timeout=wait)]
+    except queue.Empty:
+        return []
+    try:
+        while len(batch) < most:
+            batch.append(items.get_nowait())
+    except queue.Empty:
+        pass
+    return batch
 
 
 def _describe(exc: BaseException) -> str:
@@ -203,7 +304,9 @@ class Generation:
         config = app.config
         self.coalesce = float(config["STREAM_COALESCE_MS"]) / 1000.0
         self.keepalive = float(config["STREAM_KEEPALIVE_SECONDS"])
-        self.save_every = float(config["STREAM_SAVE_SECONDS"])
+        #: The text so far, token by token, and when the first came (read by the saver).
+        self.parts: list[str] = []
+        self.first_token_at = None
 
     def _work(self, items: queue.SimpleQueue) -> None:
         """Worker thread: read the provider into the queue; never touches the database."""
@@ -232,13 +335,15 @@ class Generation:
         job, out = self.job, self.outcome
         items: queue.SimpleQueue = queue.SimpleQueue()
         stops.add(job.message_id, self.cancel)
+        saver = saver_for(self.app)
+        saver.add(self)
         started = time.monotonic()
         threading.Thread(target=self._work, args=(items,), daemon=True,
                          name=f"generate-{job.message_id}").start()
-        parts: list[str] = []
+        parts = self.parts
         pending: list[str] = []
         flush_at: float | None = None
-        last_write = last_save = started
+        last_write = started
         first_token_at = None
         stop_deadline: float | None = None
         client_left = True
@@ -248,28 +353,31 @@ class Generation:
                 if flush_at is not None:
                     wait = flush_at - now
                 else:
-                    wait = min(self.keepalive - (now - last_write),
-                               self.save_every - (now - last_save))
-                try:
-                    item = items.get(timeout=max(wait, 0.0))
-                except queue.Empty:
-                    item = None
+                    wait = self.keepalive - (now - last_write)
+                batch = _take(items, max(wait, 0.0))
                 now = time.monotonic()
-                if item is _END or isinstance(item, BaseException):
-                    if isinstance(item, BaseException):
-                        out.status, out.error = ERROR, _describe(item)
-                    if "".join(pending).strip():
-                        yield "text", "".join(pending)
-                    break
-                if isinstance(item, str):
+                end = None
+                received = False
+                for item in batch:
+                    if not isinstance(item, str):
+                        end = item
+                        break
                     parts.append(item)
                     pending.append(item)
+                    received = True
+                if received:
                     if first_token_at is None:
-                        first_token_at = utcnow()
+                        first_token_at = self.first_token_at = utcnow()
                         out.first_token_seconds = now - started
                         flush_at = now  # the first token goes out at once
                     elif flush_at is None:
                         flush_at = now + self.coalesce
+                if end is not None:
+                    if isinstance(end, BaseException):
+                        out.status, out.error = ERROR, _describe(end)
+                    if "".join(pending).strip():
+                        yield "text", "".join(pending)
+                    break
                 if flush_at is not None and now >= flush_at:
                     flush_at = None
                     text = "".join(pending)
@@ -278,13 +386,9 @@ class Generation:
                         pending.clear()
                         last_write = now
                         yield "text", text
-                elif item is None and now - last_write >= self.keepalive:
+                elif not batch and now - last_write >= self.keepalive:
                     last_write = now
                     yield "keepalive", ""
-                if now - last_save >= self.save_every:
-                    last_save = now
-                    if self._save_partial("".join(parts), len(parts), first_token_at):
-                        self.cancel.cancel()
                 if self.cancel.is_set():
                     # The worker ends promptly once cancelled; do not wait on it for long
                     # (it may be queued behind another generation for the local model).
@@ -303,6 +407,7 @@ class Generation:
             self.cancel.cancel()
             out.text, out.tokens = "".join(parts), len(parts)
             out.seconds = time.monotonic() - started
+            saver.remove(self)
             try:
                 self._save_final(first_token_at)
             finally:
@@ -310,18 +415,6 @@ class Generation:
             log.info("generation message=%s provider=%s model=%s status=%s tokens=%s "
                      "first_token=%.3fs total=%.3fs", job.message_id, job.provider, job.model,
                      out.status, out.tokens, out.first_token_seconds or -1, out.seconds)
-
-    def _save_partial(self, text: str, tokens: int, first_token_at) -> bool:
-        """Save the text so far (also a heartbeat); return whether a Stop was requested."""
-        with short_session(self.app) as session:
-            values: dict[str, Any] = {"content": text, "token_count": tokens,
-                                      "updated_at": utcnow()}
-            if first_token_at is not None:
-                values["first_token_at"] = first_token_at
-            session.execute(update(Message).where(Message.id == self.job.message_id)
-                            .values(**values))
-            return bool(session.scalar(select(Message.stop_requested)
-                                       .where(Message.id == self.job.message_id)))
 
     def _save_final(self, first_token_at) -> None:
         out = self.outcome

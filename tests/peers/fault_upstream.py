@@ -298,6 +298,9 @@ class FaultServer(ThreadingHTTPServer):
 
     daemon_threads = True
     hang_seconds = 5.0
+    # socketserver's default listen queue is 5: many answers starting at once (a gevent worker
+    # connects for all of them in the same instant) would overflow it and see resets.
+    request_queue_size = 256
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)

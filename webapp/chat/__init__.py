@@ -24,8 +24,10 @@ from ..rendering import escape_stream_text
 from ..streaming import (
     STOPPED_BY_USER,
     Generation,
+    Job,
     claim,
     follow,
+    job_for,
     mark_interrupted,
     short_session,
     stops,
@@ -116,10 +118,20 @@ def answer_now(answer: Message):
                             _anchor=f"m-{answer.id}"), code=303)
 
 
+def wants_stream() -> bool:
+    """Whether this htmx request takes an event stream as its answer (htmx's SSE extension
+    says so in ``Accept``): then a turn is one request, the message and its answer's stream."""
+    return is_htmx() and "text/event-stream" in request.headers.get("Accept", "")
+
+
 def _turn_response(conversation: Conversation | None, content: str):
-    """Start a turn and answer the way the request needs (htmx fragment or full page)."""
+    """Start a turn and answer the way the request needs: the turn and its answer as one event
+    stream (htmx with SSE), the turn's HTML (htmx; its answer opens its own stream), or a whole
+    page (no JavaScript)."""
+    live = request.endpoint == "chat.post_message" and wants_stream()
     try:
-        conversation, user_message, answer = start_turn(conversation, current_user, content)
+        conversation, user_message, answer = start_turn(conversation, current_user, content,
+                                                        claimed=live)
     except TurnError as exc:
         if is_htmx():
             return render_template("_composer_error.html", error=exc.message), exc.status
@@ -132,8 +144,14 @@ def _turn_response(conversation: Conversation | None, content: str):
         response.headers["HX-Redirect"] = url_for("chat.conversation",
                                                   conversation_id=conversation.id)
         return response
+    if live:
+        app = current_app._get_current_object()
+        job = job_for(answer.id, answer.conversation_id, answer.provider, answer.model,
+                      answer.params, app.config)
+        turn = render_template("_turn.html", messages=[user_message, answer], live=True)
+        return answer_stream(app, answer.id, job, first=turn)
     response = Response(render_template("_turn.html", messages=[user_message, answer]))
-    response.headers["Vary"] = "HX-Request"
+    response.headers["Vary"] = "HX-Request, Accept"
     return response
 
 
@@ -180,20 +198,35 @@ def stream(message_id: int):
     message = owned_message(message_id)
     if message.role != "assistant":
         abort(404)
-    app = current_app._get_current_object()
+    return answer_stream(current_app._get_current_object(), message_id)
+
+
+def answer_stream(app, message_id: int, job: Job | None = None, first: str | None = None
+                  ) -> Response:
+    """The event stream of answer ``message_id``.
+
+    With ``job`` (the answer already claimed by this request) it generates it; otherwise it
+    claims the answer if it is pending, or follows the saved text. ``first``, when given, is
+    HTML sent as the first message (the turn, for the composer's request); the text then goes
+    into the answer's body as an ``hx-partial``, since the request's own target is the list.
+    """
     render = get_template_attribute("_partials.html", "message")
+    into = f'<hx-partial hx-target="#m-{message_id}-body" hx-swap="beforeend">'
     db.session.close()  # nothing of the request's session is held while streaming
 
     def events():
-        yield ": stream\n\n"  # sends the headers now
-        job = claim(app, message_id)
-        source = iter(Generation(app, job) if job is not None else follow(app, message_id))
+        yield sse_data(first) if first is not None else ": stream\n\n"  # headers go now
+        generation = job or claim(app, message_id)
+        source = iter(Generation(app, generation) if generation is not None
+                      else follow(app, message_id))
         try:
             for kind, text in source:
-                if kind == "text":
+                if kind != "text":
+                    yield ": keepalive\n\n"
+                elif first is None:
                     yield sse_data(escape_stream_text(text))
                 else:
-                    yield ": keepalive\n\n"
+                    yield sse_data(into + escape_stream_text(text) + "</hx-partial>")
         finally:
             source.close()
         with short_session(app) as session:

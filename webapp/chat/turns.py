@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import false, func, select
 
 from ..extensions import db
 from ..models import (
@@ -14,6 +15,7 @@ from ..models import (
     FINAL_STATUSES,
     PENDING,
     STOPPED,
+    STREAMING,
     Conversation,
     Message,
     User,
@@ -64,17 +66,26 @@ def generation_choice(values: dict[str, Any]) -> tuple[str, str, dict[str, Any]]
 
 def _check_running(user: User, conversation: Conversation | None = None) -> None:
     """Refuse a new answer when the person already has as many running as allowed, or when
-    ``conversation`` already has one being written (one query for both)."""
-    running = db.session.scalars(
-        select(Message).join(Conversation).where(Conversation.user_id == user.id,
-                                                 Message.status.not_in(FINAL_STATUSES))).all()
-    running = [m for m in running if not mark_interrupted(m)]
-    if conversation is not None and any(m.conversation_id == conversation.id
-                                        for m in running):
+    ``conversation`` already has one being written.
+
+    Answers whose writer has not saved them for ``STREAM_STALE_SECONDS`` are marked interrupted
+    first (their process died); only those are loaded, the live ones are only counted.
+    """
+    mine = (Conversation.user_id == user.id, Message.status.not_in(FINAL_STATUSES))
+    stale = utcnow() - timedelta(seconds=float(current_app.config["STREAM_STALE_SECONDS"]))
+    for message in db.session.scalars(select(Message).join(Conversation).where(
+            *mine, Message.status == STREAMING, Message.updated_at <= stale)):
+        mark_interrupted(message)
+    in_here = (Message.conversation_id == conversation.id if conversation is not None
+               else false())
+    count, here = db.session.execute(
+        select(func.count(), func.count().filter(in_here))
+        .select_from(Message).join(Conversation).where(*mine)).one()
+    if here:
         raise TurnError("An answer is still being written: wait for it or stop it.", 409)
     limit = current_app.config["STREAMS_PER_USER"]
-    if len(running) >= limit:
-        raise TurnError(f"You already have {len(running)} answers being written (at most "
+    if count >= limit:
+        raise TurnError(f"You already have {count} answers being written (at most "
                         f"{limit} at once): wait for one to finish or stop it.", 429)
 
 
@@ -100,9 +111,13 @@ def retry_answer(answer: Message, user: User) -> Message:
     return answer
 
 
-def start_turn(conversation: Conversation | None, user: User, content: str
-               ) -> tuple[Conversation, Message, Message]:
-    """Save the person's message and a pending answer; create the conversation if needed."""
+def start_turn(conversation: Conversation | None, user: User, content: str,
+               claimed: bool = False) -> tuple[Conversation, Message, Message]:
+    """Save the person's message and a pending answer; create the conversation if needed.
+
+    ``claimed``: the caller generates the answer itself, in this request, so it is saved as
+    already streaming (no stream request will claim it).
+    """
     content = (content or "").strip()
     limit = current_app.config["MAX_MESSAGE_CHARS"]
     if not content:
@@ -121,7 +136,8 @@ def start_turn(conversation: Conversation | None, user: User, content: str
     conversation.updated_at = now
     user_message = Message(conversation=conversation, role="user", content=content,
                            status=COMPLETE, created_at=now)
-    answer = Message(conversation=conversation, role="assistant", content="", status=PENDING,
+    answer = Message(conversation=conversation, role="assistant", content="",
+                     status=STREAMING if claimed else PENDING, started_at=now if claimed else None,
                      provider=provider, model=model, params=params, created_at=now,
                      updated_at=now)
     db.session.add_all([user_message, answer])

@@ -21,6 +21,7 @@ from .base import (
     check_messages,
     sampling_kwargs,
 )
+from .offload import offload
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -66,7 +67,8 @@ def _load(path: str, n_ctx: int, n_threads: int) -> _Loaded:
             except ImportError as exc:
                 raise ProviderError("llama-cpp-python is not installed", provider="local") from exc
             try:
-                llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+                llama = offload(lambda: Llama(model_path=path, n_ctx=n_ctx,
+                                              n_threads=n_threads, verbose=False))
             except (ValueError, RuntimeError, OSError) as exc:
                 raise ProviderError(f"cannot load the model {path}: {exc}",
                                     provider="local") from exc
@@ -146,14 +148,15 @@ class LocalModel(AbstractProvider):
                 return
             try:
                 if not stream:
-                    result = loaded.llama.create_chat_completion(messages=messages, stream=False,
-                                                                 **params)
+                    result = offload(lambda: loaded.llama.create_chat_completion(
+                        messages=messages, stream=False, **params))
                     yield result["choices"][0]["message"].get("content") or ""
                     return
                 chunks = loaded.llama.create_chat_completion(messages=messages, stream=True,
                                                              **params)
                 try:
-                    for chunk in chunks:
+                    # Each token is computed in C; offload keeps a gevent worker serving others.
+                    while (chunk := offload(next, chunks, None)) is not None:
                         if cancel is not None and cancel.is_set():
                             return
                         content = chunk["choices"][0]["delta"].get("content")

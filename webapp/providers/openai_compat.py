@@ -38,6 +38,7 @@ from .base import (
     check_messages,
     sampling_kwargs,
 )
+from .offload import cooperative
 
 #: How much of an error body is read to find the upstream's message.
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -89,16 +90,35 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+#: Keep-alive connections kept per upstream host by the shared Session of a gevent worker.
+_SHARED_POOL_SIZE = 256
+_shared: requests.Session | None = None
+
+
+def _new_session(pool_size: int = requests.adapters.DEFAULT_POOLSIZE) -> requests.Session:
+    session = requests.Session()
+    adapter = _Adapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 def _session() -> requests.Session:
-    """One requests Session per thread: pooled keep-alive connections without sharing a
-    Session between threads (requests does not promise that is safe)."""
+    """The requests Session for this caller: pooled keep-alive connections.
+
+    With OS threads, one per thread (requests does not promise a Session is thread-safe). In a
+    gevent worker thread-locals are per greenlet, i.e. per answer, which would open a new
+    connection for every answer; greenlets never run at the same time, so the whole process
+    shares one Session with a pool large enough for many answers at once.
+    """
+    global _shared
+    if cooperative():
+        if _shared is None:
+            _shared = _new_session(_SHARED_POOL_SIZE)
+        return _shared
     session = getattr(_thread_state, "session", None)
     if session is None:
-        session = requests.Session()
-        adapter = _Adapter()
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        _thread_state.session = session
+        session = _thread_state.session = _new_session()
     return session
 
 

@@ -1,0 +1,33 @@
+"""Running long blocking calls without stopping a gevent worker.
+
+Under gunicorn's gevent workers every request of a process shares one OS thread; a call into C
+that does not yield (llama.cpp computing a token, loading a model) would freeze every other
+answer and page of that worker meanwhile. ``offload`` runs such a call in gevent's pool of real
+threads (llama.cpp releases the GIL while it computes), and is a plain call everywhere else.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def cooperative() -> bool:
+    """Whether gevent has patched this process's threads (a gevent worker)."""
+    if "gevent" not in sys.modules:
+        return False
+    from gevent import monkey
+
+    return bool(monkey.is_module_patched("threading"))
+
+
+def offload(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, in a real thread when the process is cooperative; exceptions propagate."""
+    if not cooperative():
+        return fn(*args)
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(fn, args)

@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import re
+import statistics
 import sys
 import tempfile
 import threading
@@ -49,6 +50,9 @@ class Turn:
     delays: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)
     tokens: int = 0
+    #: Tokens in the first event, and when the last token arrived (for the streaming rate).
+    first_tokens: int = 0
+    last: float | None = None
     post: float | None = None
     seconds: float = 0.0
     error: str | None = None
@@ -107,9 +111,11 @@ def _consume(turn: Turn, started: float, last: list[float]):
             return
         if turn.ttft is None:
             turn.ttft = now - started
+            turn.first_tokens = len(stamps)
         else:
             turn.gaps.append(now - last[0])
         last[0] = now
+        turn.last = now - started
         turn.tokens += len(stamps)
         turn.delays.extend((wall_us - int(s)) / 1e6 for s in stamps)
 
@@ -233,7 +239,10 @@ def summary(turns: list[Turn]) -> dict[str, float]:
             "post_p50": pct([t.post for t in ok if t.post is not None], 50),
             "post_p99": pct([t.post for t in ok if t.post is not None], 99),
             "delay_p50": pct(delays, 50), "delay_p99": pct(delays, 99),
-            "gap_p99": pct(gaps, 99), "tokens_per_s": tokens / busy if busy else 0.0}
+            "gap_p99": pct(gaps, 99), "tokens_per_s": tokens / busy if busy else 0.0,
+            "stream_rate": statistics.median(
+                [(t.tokens - t.first_tokens) / (t.last - t.ttft) for t in ok
+                 if t.last is not None and t.last > t.ttft] or [0.0])}
 
 
 class Bench:
@@ -316,6 +325,9 @@ def report(label: str, direct: dict, app: dict, rss: int) -> None:
           f"(+{(app['ttft_p50'] - direct['ttft_p50']) * 1000:.1f} ms), throughput "
           f"{app['tokens_per_s'] / max(direct['tokens_per_s'], 1e-9):.2f}; "
           f"app peak RSS {rss / 2**20:.0f} MB")
+    print(f"  streaming rate, first to last token (median per turn): direct "
+          f"{direct['stream_rate']:.0f}, app {app['stream_rate']:.0f} tokens/s "
+          f"(x{app['stream_rate'] / max(direct['stream_rate'], 1e-9):.2f})")
     print(f"  message accepted (first event): p50 {app['post_p50'] * 1000:.1f} ms, "
           f"p99 {app['post_p99'] * 1000:.1f} ms")
 

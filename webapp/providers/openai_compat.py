@@ -3,7 +3,7 @@
 ``OpenAICompatible`` speaks ``POST {base}/chat/completions`` to Ollama, vLLM, a llama.cpp
 server or OpenAI itself; ``Equing`` (in ``equing.py``) is the same protocol at another path with
 the headers of the seed. Everything the original Equing client got wrong is handled here once:
-SSE framing (by ``sseclient-py``), incremental UTF-8, ``[DONE]`` and ``finish_reason``, error
+SSE framing (``sse.py``), incremental UTF-8, ``[DONE]`` and ``finish_reason``, error
 bodies and error events, timeouts, and closing the response on every exit.
 """
 
@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 
 import requests
 import requests.adapters
-import sseclient
 import urllib3
 import urllib3.connection
 import urllib3.exceptions
 
+from . import sse
 from .base import (
     AbstractProvider,
     Cancellation,
@@ -243,11 +243,11 @@ def _completion_content(obj: Any, provider: str, doc: str) -> str:
 
 def _stream_tokens(source: _ByteSource, provider: str) -> Iterator[str]:
     """Yield the text of each chunk event until ``[DONE]`` or a ``finish_reason``."""
-    for event in sseclient.SSEClient(source).events():
-        data = event.data.strip()
+    for name, data in sse.events(source):
+        data = data.strip()
         if data == "[DONE]":
             return
-        if event.event == "error":
+        if name == "error":
             # A named error event may carry plain text rather than JSON.
             try:
                 message = error_message(json.loads(data))

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
 from tests.peers.appserver import AppServer
@@ -51,9 +52,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     page.keyboard.press("Enter")
                     first = None
                     while True:
-                        if page.locator(".msg-assistant.status-complete").count():
-                            break
-                        texts = page.locator(".msg-assistant .streaming").all_inner_texts()
+                        try:
+                            if page.locator(".msg-assistant.status-complete").count():
+                                break
+                            texts = page.locator(".msg-assistant .streaming").all_inner_texts()
+                        except PlaywrightError:  # the page is changing to the new chat's
+                            continue
                         if first is None and texts and texts[0].strip():
                             first = time.perf_counter() - started
                         time.sleep(0.005)

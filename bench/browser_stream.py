@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--gap-ms", type=float, default=10)
     parser.add_argument("--coalesce-ms", default="", help="the app's STREAM_COALESCE_MS")
+    parser.add_argument("--first-turn", action="store_true",
+                        help="measure a new chat's first answer (its page opens the stream) "
+                             "instead of a later turn (the post's answer is the stream)")
+    parser.add_argument("--stamps", action="store_true",
+                        help="tokens are 19-character timestamps (five times the text of a real "
+                             "answer) instead of words of prose")
     args = parser.parse_args(argv)
     env = {"FLASK_STREAM_COALESCE_MS": args.coalesce_ms} if args.coalesce_ms else {}
     with Bench(env) as bench, sync_playwright() as playwright:
@@ -56,13 +62,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         def busy() -> float:
             return metrics()["TaskDuration"]
 
-        page.fill("#content", _scenario(args.tokens, args.gap_ms, 0))
+        if not args.first_turn:
+            page.fill("#content", _scenario(1, 0, 0))
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{bench.server.base}/c/*")
+            page.locator(".msg-assistant.status-complete").wait_for()
+        prose = "" if args.stamps else " prose=1"
+        page.fill("#content", _scenario(args.tokens, args.gap_ms, 0) + prose)
         page.keyboard.press("Enter")
         page.wait_for_url(f"{bench.server.base}/c/*")
         page.locator(".msg-assistant .streaming").wait_for()
         before = metrics()
         busy_start, wall_start = busy(), time.perf_counter()
-        page.locator(".msg-assistant.status-complete").wait_for(
+        page.locator(".msg-assistant.status-complete").nth(0 if args.first_turn else 1).wait_for(
             timeout=args.tokens * args.gap_ms + 60000)
         wall = time.perf_counter() - wall_start
         busy_share = (busy() - busy_start) / wall
@@ -73,7 +85,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         browser.close()
     result = {"seconds": wall, "busy_share": busy_share, "long_tasks": len(long_tasks),
               "longest_task_ms": max(long_tasks, default=0.0), **parts}
-    print(f"{args.tokens} tokens {args.gap_ms:g} ms apart streamed in {wall:.1f} s: main thread "
+    print(f"{'first' if args.first_turn else 'later'} turn, {args.tokens} "
+          f"{'timestamps' if args.stamps else 'tokens of prose'} {args.gap_ms:g} ms apart "
+          f"streamed in {wall:.1f} s: main thread "
           f"busy {busy_share:.1%}, {len(long_tasks)} long tasks (longest "
           f"{result['longest_task_ms']:.0f} ms); script {parts['ScriptDuration']:.1%}, "
           f"layout {parts['LayoutDuration']:.1%}, style {parts['RecalcStyleDuration']:.1%}")

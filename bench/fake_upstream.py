@@ -17,8 +17,15 @@ import json
 import re
 import time
 
-_PARAM = re.compile(r"(tokens|gap_ms|first_ms)=(\d+(?:\.\d+)?)")
-DEFAULTS = {"tokens": 200.0, "gap_ms": 20.0, "first_ms": 0.0}
+_PARAM = re.compile(r"(tokens|gap_ms|first_ms|prose)=(\d+(?:\.\d+)?)")
+DEFAULTS = {"tokens": 200.0, "gap_ms": 20.0, "first_ms": 0.0, "prose": 0.0}
+#: With ``prose=1`` tokens are words of ordinary English length (about four characters a token,
+#: as tokenizers average) in paragraphs of about 60, instead of 19-character timestamps: the
+#: size of text a real answer of that many tokens has, for measuring the browser's cost.
+_TEXT = ("The quick brown fox jumps over the lazy dog while a small model writes its answer "
+         "one token at a time, and the page shows each word as soon as it arrives so that "
+         "reading can start long before the end")
+WORDS = tuple(_TEXT.split(" "))
 
 
 def params_from(body: dict) -> dict[str, float]:
@@ -34,6 +41,14 @@ def stamp() -> str:
     return f"[{time.time_ns() // 1000}] "
 
 
+def token(p: dict[str, float], i: int) -> str:
+    """The ``i``-th token of the answer: a timestamp, or a word of prose."""
+    if not p["prose"]:
+        return stamp()
+    word = WORDS[i % len(WORDS)]
+    return (" " if i % 60 else "\n\n") + word if i else word
+
+
 def _chunk(text: str, finish: str | None = None) -> bytes:
     event = {"object": "chat.completion.chunk", "model": "fake",
              "choices": [{"index": 0, "delta": {"content": text} if text else {},
@@ -46,7 +61,7 @@ async def _answer(writer: asyncio.StreamWriter, body: dict) -> None:
     p = params_from(body)
     if body.get("stream") is False:
         await asyncio.sleep(p["first_ms"] / 1000)
-        text = "".join(stamp() for _ in range(int(p["tokens"])))
+        text = "".join(token(p, i) for i in range(int(p["tokens"])))
         payload = json.dumps({"object": "chat.completion", "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text},
              "finish_reason": "stop"}]}).encode()
@@ -63,7 +78,7 @@ async def _answer(writer: asyncio.StreamWriter, body: dict) -> None:
         delay = start + i * p["gap_ms"] / 1000 - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        writer.write(_chunk(stamp()))
+        writer.write(_chunk(token(p, i)))
         await writer.drain()
     writer.write(_chunk("", "stop"))
     done = b"data: [DONE]\n\n"

@@ -128,7 +128,7 @@ def test_post_without_csrf_token_is_refused(alice, app):
 
 def test_chat_turn_streams_escaped_tokens_then_final_markdown(alice, app, scripted):
     scripted.tokens = ["Hello", " <b>bold</b>", " **world**", "!"]
-    scripted.delay = 0.05  # slower than the 30 ms coalescing: one event per token
+    scripted.delay = 0.1  # slower than the 45 ms coalescing: one event per token
     conversation_id, message_id = start_chat(alice)
     (conversation,) = rows(app, Conversation)
     assert conversation.title == "Hi <b>there</b>"

@@ -27,3 +27,29 @@ def test_load_bench_runs():
     for result in concurrent + sequential:
         assert result["app"]["errors"] == 0 and result["direct"]["errors"] == 0
         assert not math.isnan(result["app"]["ttft_p50"])
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("first_turn", [True, False])
+def test_browser_stream_bench_runs(first_turn):
+    from bench import browser_stream
+
+    result = browser_stream.main(["--tokens", "10", "--gap-ms", "5"]
+                                 + (["--first-turn"] if first_turn else []))
+    assert result["seconds"] > 0 and result["long_tasks"] >= 0
+
+
+@pytest.mark.browser
+def test_browser_first_token_bench_runs():
+    from bench import browser_first_token
+
+    result = browser_first_token.main(["--runs", "1"])
+    assert result
+
+
+@pytest.mark.slow
+def test_local_app_bench_runs():
+    from bench import local_app
+
+    result = local_app.main(["--runs", "1", "--tokens", "8"])
+    assert result

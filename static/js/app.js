@@ -41,17 +41,22 @@
     var s = scroller();
     stick = s.scrollHeight - s.scrollTop - s.clientHeight < 80;
   }, { passive: true });
-  // At most once a frame: reading scrollHeight forces a layout, and an answer streaming in
-  // changes the page many times a second.
+  // At most every 100 ms, in a frame: scrolling repaints the whole view, and an answer
+  // streaming in changes the page up to 30 times a second (each scroll costs more than the
+  // text it shows).
   var queued = false;
+  var lastScroll = 0;
   function follow() {
     if (!stick || queued) return;
     queued = true;
-    requestAnimationFrame(function () {
-      queued = false;
-      var s = scroller();
-      s.scrollTop = s.scrollHeight;
-    });
+    setTimeout(function () {
+      requestAnimationFrame(function () {
+        queued = false;
+        lastScroll = performance.now();
+        var s = scroller();
+        s.scrollTop = s.scrollHeight;
+      });
+    }, Math.max(0, 100 - (performance.now() - lastScroll)));
   }
   document.addEventListener("DOMContentLoaded", function () {
     var messages = document.getElementById("messages");

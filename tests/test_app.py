@@ -380,6 +380,27 @@ def test_second_message_while_answering_is_refused(alice, app):
     assert "still being written" in response.get_data(as_text=True)
 
 
+def test_an_answer_whose_writer_died_does_not_block_the_next_message(alice, app):
+    """An answer left streaming by a dead process (no save for STREAM_STALE_SECONDS) is
+    marked interrupted when the person sends their next message, which then goes ahead."""
+    from datetime import timedelta
+
+    from webapp.models import utcnow
+
+    conversation_id, message_id = start_chat(alice)
+    with app.app_context():
+        answer = db.session.get(Message, message_id)
+        answer.status = "streaming"
+        answer.updated_at = utcnow() - timedelta(
+            seconds=float(app.config["STREAM_STALE_SECONDS"]) + 5)
+        db.session.commit()
+    response = alice.post(f"/c/{conversation_id}/messages", {"content": "are you there?"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.status == "error" and answer.error.startswith("Interrupted")
+    assert len(rows(app, Message, conversation_id=conversation_id)) == 4
+
+
 def test_sidebar_lists_newest_first_with_pages(alice, app, make_user):
     app.config["CONVERSATIONS_PER_PAGE"] = 2
     for text in ("first", "second", "third"):

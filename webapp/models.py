@@ -32,7 +32,8 @@ class User(UserMixin, db.Model):
     #: (a signed cookie copied before sign-out is worth nothing after it).
     session_token: Mapped[str | None] = mapped_column(String(64), default=lambda: token_hex(16))
 
-    settings: Mapped[UserSettings | None] = relationship(back_populates="user",
+    # Loaded with the person (one query per request, not two): every chat turn needs them.
+    settings: Mapped[UserSettings | None] = relationship(back_populates="user", lazy="joined",
                                                          cascade="all, delete-orphan")
 
     def set_password(self, password: str) -> None:

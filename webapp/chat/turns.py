@@ -73,14 +73,19 @@ def _check_running(user: User, conversation: Conversation | None = None) -> None
     """
     mine = (Conversation.user_id == user.id, Message.status.not_in(FINAL_STATUSES))
     stale = utcnow() - timedelta(seconds=float(current_app.config["STREAM_STALE_SECONDS"]))
-    for message in db.session.scalars(select(Message).join(Conversation).where(
-            *mine, Message.status == STREAMING, Message.updated_at <= stale)):
-        mark_interrupted(message)
+    is_stale = (Message.status == STREAMING) & (Message.updated_at <= stale)
     in_here = (Message.conversation_id == conversation.id if conversation is not None
                else false())
-    count, here = db.session.execute(
-        select(func.count(), func.count().filter(in_here))
+    count, here, stale_count = db.session.execute(
+        select(func.count(), func.count().filter(in_here), func.count().filter(is_stale))
         .select_from(Message).join(Conversation).where(*mine)).one()
+    if stale_count:  # rare: their process died; mark them and count again
+        for message in db.session.scalars(select(Message).join(Conversation)
+                                          .where(*mine, is_stale)):
+            mark_interrupted(message)
+        count, here = db.session.execute(
+            select(func.count(), func.count().filter(in_here))
+            .select_from(Message).join(Conversation).where(*mine)).one()
     if here:
         raise TurnError("An answer is still being written: wait for it or stop it.", 409)
     limit = current_app.config["STREAMS_PER_USER"]

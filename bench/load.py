@@ -195,6 +195,17 @@ class MemorySampler:
             todo.extend(children.get(pid, []))
         return found
 
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the tree has used so far."""
+        total = 0
+        for pid in self._tree():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+            except (OSError, ValueError, IndexError):
+                continue
+        return total / os.sysconf("SC_CLK_TCK")
+
     def rss(self) -> int:
         total = 0
         for pid in self._tree():
@@ -212,6 +223,7 @@ class MemorySampler:
                 self.peak = max(self.peak, self.rss())
                 self._stop.wait(0.2)
 
+        self.cpu_start = self.cpu()
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
         return self
@@ -219,6 +231,7 @@ class MemorySampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self.cpu_used = self.cpu() - self.cpu_start
 
 
 def pct(values: list[float], q: float) -> float:
@@ -240,6 +253,7 @@ def summary(turns: list[Turn]) -> dict[str, float]:
             "post_p99": pct([t.post for t in ok if t.post is not None], 99),
             "delay_p50": pct(delays, 50), "delay_p99": pct(delays, 99),
             "gap_p99": pct(gaps, 99), "tokens_per_s": tokens / busy if busy else 0.0,
+            "tokens": tokens,
             "stream_rate": statistics.median(
                 [(t.tokens - t.first_tokens) / (t.last - t.ttft) for t in ok
                  if t.last is not None and t.last > t.ttft] or [0.0])}
@@ -289,7 +303,8 @@ class Bench:
             with ThreadPoolExecutor(8) as pool:
                 self.conversations += list(pool.map(make, range(missing)))
 
-    def run(self, streams: int, prompt: str, through_app: bool) -> tuple[list[Turn], int]:
+    def run(self, streams: int, prompt: str, through_app: bool
+            ) -> tuple[list[Turn], int, float]:
         self.ensure_conversations(streams)
 
         async def go():
@@ -302,7 +317,7 @@ class Bench:
 
         with MemorySampler(self.server.proc.pid) as memory:
             turns = self.loop.run_until_complete(go())
-        return list(turns), memory.peak
+        return list(turns), memory.peak, memory.cpu_used
 
     def __exit__(self, *exc):
         from tests.peers import process
@@ -330,6 +345,10 @@ def report(label: str, direct: dict, app: dict, rss: int) -> None:
           f"(x{app['stream_rate'] / max(direct['stream_rate'], 1e-9):.2f})")
     print(f"  message accepted (first event): p50 {app['post_p50'] * 1000:.1f} ms, "
           f"p99 {app['post_p99'] * 1000:.1f} ms")
+    tokens = app["tokens"]
+    if app.get("cpu_s") and tokens:
+        print(f"  the app's CPU: {app['cpu_s']:.2f} s in all, {app['cpu_s'] * 1e6 / tokens:.0f} "
+              f"µs per token relayed, {app['cpu_s'] * 1000 / app['turns']:.1f} ms per turn")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -350,20 +369,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for streams in scenarios:
             for run in range(args.runs):
                 if args.sequential:
-                    direct, app, rss = [], [], 0
+                    direct, app, rss, cpu = [], [], 0, 0.0
                     for _ in range(args.sequential):
                         direct += bench.run(1, prompt, False)[0]
-                        turns, peak = bench.run(1, prompt, True)
+                        turns, peak, used = bench.run(1, prompt, True)
                         app += turns
-                        rss = max(rss, peak)
+                        rss, cpu = max(rss, peak), cpu + used
                     label = f"{args.sequential} turns one at a time"
                 else:
-                    direct, _ = bench.run(streams, prompt, False)
-                    app, rss = bench.run(streams, prompt, True)
+                    direct = bench.run(streams, prompt, False)[0]
+                    app, rss, cpu = bench.run(streams, prompt, True)
                     label = f"{streams} concurrent turns"
                 label += (f" of {args.tokens} tokens {args.gap_ms:g} ms apart"
                           f" (run {run + 1}/{args.runs})")
                 d, a = summary(direct), summary(app)
+                a["cpu_s"] = cpu
                 report(label, d, a, rss)
                 errors = [t.error for t in app if t.error][:3]
                 if errors:

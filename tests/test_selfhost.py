@@ -238,7 +238,7 @@ def test_readyz_says_whether_migrations_are_current(tmp_path):
         with fresh.app_context():
             upgrade()
         response = client.get("/readyz")
-        assert response.status_code == 200 and response.get_json()["migration"] == "0004"
+        assert response.status_code == 200 and response.get_json()["migration"] == "0005"
         with fresh.app_context():
             from webapp.extensions import db
 

@@ -144,6 +144,7 @@ class Share(db.Model):
 PENDING, STREAMING = "pending", "streaming"
 COMPLETE, STOPPED, ERROR = "complete", "stopped", "error"
 FINAL_STATUSES = (COMPLETE, STOPPED, ERROR)
+RUNNING_STATUSES = (PENDING, STREAMING)
 
 
 class Message(db.Model):
@@ -159,11 +160,12 @@ class Message(db.Model):
     content: Mapped[str] = mapped_column(Text, default="")
     #: The answer's sanitized HTML, rendered once when it is finished (pages only print it).
     html: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default=COMPLETE)
+    # Indexed: each new message looks for the person's answers still being written.
+    status: Mapped[str] = mapped_column(String(16), default=COMPLETE, index=True)
     provider: Mapped[str | None] = mapped_column(String(32))
     model: Mapped[str | None] = mapped_column(String(128))
     #: The exact sampling parameters (and system prompt) the answer was generated with.
-    params: Mapped[dict | None] = mapped_column(JSON)
+    params: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     error: Mapped[str | None] = mapped_column(Text)
     #: Set by the Stop button; read by whichever process is generating.
     stop_requested: Mapped[bool] = mapped_column(default=False)

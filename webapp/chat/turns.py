@@ -6,14 +6,15 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import false, func, select
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import (
     COMPLETE,
     ERROR,
-    FINAL_STATUSES,
     PENDING,
+    RUNNING_STATUSES,
     STOPPED,
     STREAMING,
     Conversation,
@@ -64,6 +65,23 @@ def generation_choice(values: dict[str, Any]) -> tuple[str, str, dict[str, Any]]
     return name, model, params
 
 
+# Built once (see streaming.py): the person's answers being written (named positively, so the
+# status index finds the few running rows among all messages), in all, in one conversation,
+# and those whose writer stopped saving them.
+_running = (Conversation.user_id == bindparam("user_id"), Message.status.in_(RUNNING_STATUSES))
+_stale = (Message.status == STREAMING) & (Message.updated_at <= bindparam("stale"))
+_RUNNING_COUNTS = (select(func.count(),
+                          func.count().filter(Message.conversation_id
+                                              == bindparam("conversation_id")),
+                          func.count().filter(_stale))
+                   .select_from(Message).join(Conversation).where(*_running))
+_STALE_RUNNING = select(Message).join(Conversation).where(*_running, _stale)
+_TOUCH_CONVERSATION = (update(Conversation).where(Conversation.id == bindparam("conversation_id"))
+                       .values(updated_at=bindparam("now"))
+                       .execution_options(synchronize_session=False))
+_INSERT_MESSAGES = insert(Message).returning(Message, sort_by_parameter_order=True)
+
+
 def _check_running(user: User, conversation: Conversation | None = None) -> None:
     """Refuse a new answer when the person already has as many running as allowed, or when
     ``conversation`` already has one being written.
@@ -71,21 +89,14 @@ def _check_running(user: User, conversation: Conversation | None = None) -> None
     Answers whose writer has not saved them for ``STREAM_STALE_SECONDS`` are marked interrupted
     first (their process died); only those are loaded, the live ones are only counted.
     """
-    mine = (Conversation.user_id == user.id, Message.status.not_in(FINAL_STATUSES))
     stale = utcnow() - timedelta(seconds=float(current_app.config["STREAM_STALE_SECONDS"]))
-    is_stale = (Message.status == STREAMING) & (Message.updated_at <= stale)
-    in_here = (Message.conversation_id == conversation.id if conversation is not None
-               else false())
-    count, here, stale_count = db.session.execute(
-        select(func.count(), func.count().filter(in_here), func.count().filter(is_stale))
-        .select_from(Message).join(Conversation).where(*mine)).one()
+    params = {"user_id": user.id, "stale": stale,
+              "conversation_id": conversation.id if conversation is not None else None}
+    count, here, stale_count = db.session.execute(_RUNNING_COUNTS, params).one()
     if stale_count:  # rare: their process died; mark them and count again
-        for message in db.session.scalars(select(Message).join(Conversation)
-                                          .where(*mine, is_stale)):
+        for message in db.session.scalars(_STALE_RUNNING, params):
             mark_interrupted(message)
-        count, here = db.session.execute(
-            select(func.count(), func.count().filter(in_here))
-            .select_from(Message).join(Conversation).where(*mine)).one()
+        count, here, _ = db.session.execute(_RUNNING_COUNTS, params).one()
     if here:
         raise TurnError("An answer is still being written: wait for it or stop it.", 409)
     limit = current_app.config["STREAMS_PER_USER"]
@@ -136,15 +147,20 @@ def start_turn(conversation: Conversation | None, user: User, content: str,
     provider, model, params = generation_choice(effective(user, conversation))
     now = utcnow()
     if conversation is None:
-        conversation = Conversation(user_id=user.id, title=title_from(content))
+        conversation = Conversation(user_id=user.id, title=title_from(content), updated_at=now)
         db.session.add(conversation)
-    conversation.updated_at = now
-    user_message = Message(conversation=conversation, role="user", content=content,
-                           status=COMPLETE, created_at=now)
-    answer = Message(conversation=conversation, role="assistant", content="",
-                     status=STREAMING if claimed else PENDING, started_at=now if claimed else None,
-                     provider=provider, model=model, params=params, created_at=now,
-                     updated_at=now)
-    db.session.add_all([user_message, answer])
+        db.session.flush()
+    else:
+        db.session.execute(_TOUCH_CONVERSATION, {"conversation_id": conversation.id, "now": now})
+        set_committed_value(conversation, "updated_at", now)
+    # Both rows in one INSERT ... RETURNING (the same keys in each, so they go together).
+    common = {"conversation_id": conversation.id, "created_at": now, "updated_at": now}
+    user_message, answer = db.session.scalars(_INSERT_MESSAGES, [
+        {**common, "role": "user", "content": content, "status": COMPLETE, "provider": None,
+         "model": None, "params": None, "started_at": None},
+        {**common, "role": "assistant", "content": "",
+         "status": STREAMING if claimed else PENDING, "provider": provider, "model": model,
+         "params": params, "started_at": now if claimed else None},
+    ]).all()
     db.session.commit()
     return conversation, user_message, answer

@@ -280,11 +280,12 @@ def claim(app: Flask, message_id: int) -> Job | None:
         return job_for(message_id, *row, app.config)
 
 
-def _take(items: queue.SimpleQueue, wait: float, most: int = 4096) -> list[Any]:
-    """What the reader has queued: wait up to ``wait`` seconds for one item, then take every
-    other item already there, so a burst of tokens costs one wake-up, not one per token."""
+def _take(items: queue.SimpleQueue, wait: float | None, most: int = 4096) -> list[Any]:
+    """What the reader has queued: wait up to ``wait`` seconds for one item (``None``: do not
+    wait), then take every other item already there, so a burst of tokens costs one wake-up,
+    not one per token."""
     try:
-        batch = [items.get(timeout=wait)]
+        batch = [items.get_nowait() if wait is None else items.get(timeout=wait)]
     except queue.Empty:
         return []
     try:
@@ -363,10 +364,14 @@ class Generation:
             while True:
                 now = time.monotonic()
                 if flush_at is not None:
-                    wait = flush_at - now
+                    # Tokens that come before the event is due only join it: sleep until then
+                    # and take them all, rather than waking for each one (a wake-up per token
+                    # cost more than relaying it). The end of the answer waits as long.
+                    if flush_at > now:
+                        time.sleep(flush_at - now)
+                    batch = _take(items, None)
                 else:
-                    wait = self.keepalive - (now - last_write)
-                batch = _take(items, max(wait, 0.0))
+                    batch = _take(items, max(self.keepalive - (now - last_write), 0.0))
                 now = time.monotonic()
                 end = None
                 received = False

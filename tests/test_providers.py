@@ -282,3 +282,42 @@ def test_cancel_mid_stream_stops_and_closes(fault_server):
             cancel.cancel()
     assert received[:2] == ["t0 ", "t1 "]
     assert wait_until(lambda: len(fault_server.closed_at) > before)
+
+
+def test_proxy_settings_come_from_the_environment(fault_server, monkeypatch):
+    """The environment is read once per endpoint (not per request), and still obeyed: a
+    request goes through HTTP_PROXY unless NO_PROXY names the upstream's host."""
+    from webapp.providers import openai_compat
+
+    monkeypatch.setenv("HTTP_PROXY", fault_server.base)
+    monkeypatch.setenv("NO_PROXY", "bypassed.invalid")
+    openai_compat._environment.cache_clear()
+    try:
+        proxied = Equing.configured(url="http://upstream.invalid/ok/")
+        before = len(fault_server.requests)
+        # The fault server answers any path it does not know as a normal stream.
+        assert "".join(collect(proxied)) == TEXT
+        assert fault_server.requests[before]["path"].startswith("http://upstream.invalid/ok/")
+        assert openai_compat._environment("http://bypassed.invalid/v1")["proxies"] == {}
+    finally:
+        openai_compat._environment.cache_clear()
+
+
+def test_a_finished_answer_leaves_its_connection_for_the_next(fault_server):
+    """Keep-alive: answers that ended cleanly share one connection, even when the previous
+    one's cancellation fires afterwards (as the app's does when a generation ends). An
+    upstream that holds the stream open after the answer costs its connection, not the
+    answer."""
+    ok, hang = equing(fault_server, "ok"), equing(fault_server, "finish-then-hang",
+                                                    timeout=(2, 30))
+    before = len(fault_server.requests)
+    cancel = Cancellation()
+    assert "".join(collect(ok, cancel=cancel)) == TEXT
+    cancel.cancel()
+    assert "".join(collect(ok)) == TEXT
+    assert "".join(collect(ok, stream=False)) == TEXT
+    assert "".join(collect(hang)) == TEXT  # well before the server ends it, 5 s later
+    assert "".join(collect(ok)) == TEXT
+    clients = [r["client"] for r in fault_server.requests[before:]]
+    assert clients[0] == clients[1] == clients[2] == clients[3]
+    assert clients[4] != clients[3]

@@ -4,7 +4,7 @@ A real server never sends one byte per chunk, a cut event or a reset connection 
 the provider tests use this one for those cases (and the real llama.cpp server for the rest).
 The scenario is the first path segment: a provider configured with
 ``url="http://127.0.0.1:PORT/<scenario>/"`` gets that behaviour. The server records each
-request (path, headers, JSON body) and, for streams that the client abandons, the moment the
+request (path, headers, JSON body, client address) and, for streams that the client abandons, the moment the
 client's connection closed.
 """
 
@@ -65,6 +65,7 @@ class Handler(BaseHTTPRequestHandler):
             body = None
         scenario = self.path.strip("/").split("/")[0]
         self.server.requests.append({"scenario": scenario, "path": self.path,
+                                     "client": self.client_address,
                                      "headers": dict(self.headers.items()), "body": body})
         getattr(self, "scenario_" + scenario.replace("-", "_"), self.scenario_ok)(body)
 

@@ -113,6 +113,12 @@ class Cancellation:
                 return
         callback()
 
+    def discard(self, callback: Callable[[], None]) -> None:
+        """Forget ``callback`` (registered with ``on_cancel``) if it has not run."""
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
     def cancel(self, reason: str | None = None) -> None:
         """Set the signal and run the registered callbacks once."""
         with self._lock:

@@ -10,6 +10,7 @@ bodies and error events, timeouts, and closing the response on every exit.
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import json
 import re
@@ -40,6 +41,9 @@ from .base import (
 )
 from .offload import cooperative
 
+#: Seconds to wait for the rest of a body after the answer in it has ended (see
+#: ``_ByteSource.close``).
+_TAIL_WAIT = 0.1
 #: How much of an error body is read to find the upstream's message.
 _ERROR_BODY_LIMIT = 64 * 1024
 #: How long an error message may be once cleaned for display.
@@ -53,11 +57,19 @@ class _CancellableMixin:
     the response, so ``cancel()`` from another thread wakes a read blocked on the headers or
     the body (closing the file descriptor alone does not wake a blocked ``recv`` on Linux)."""
 
+    #: The ``(cancellation, callback)`` registered for the response being read, removed
+    #: before the connection goes back to the pool (a later cancel must not shut down the
+    #: socket while another answer reads from it).
+    cancel_hook: tuple[Cancellation, Any] | None = None
+
     def getresponse(self, *args: Any, **kwargs: Any):
         cancel = getattr(_thread_state, "cancel", None)
         sock = getattr(self, "sock", None)
         if cancel is not None and sock is not None:
-            cancel.on_cancel(lambda: _shutdown(sock))
+            def hook() -> None:
+                _shutdown(sock)
+            self.cancel_hook = (cancel, hook)
+            cancel.on_cancel(hook)
         return super().getresponse(*args, **kwargs)
 
 
@@ -77,12 +89,21 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class _Adapter(requests.adapters.HTTPAdapter):
     """requests' adapter with connections that a ``Cancellation`` can interrupt."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any):
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if isinstance(manager, urllib3.ProxyManager):  # SOCKS managers have their own pools
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -90,13 +111,29 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-#: Keep-alive connections kept per upstream host by the shared Session of a gevent worker.
-_SHARED_POOL_SIZE = 256
+#: Keep-alive connections kept per upstream host by the shared Session of a gevent worker: as
+#: many as the answers it may stream at once (gunicorn's worker_connections), since a pool
+#: smaller than that discards the extra connections and every later answer connects anew.
+_SHARED_POOL_SIZE = 1024
 _shared: requests.Session | None = None
+
+
+@functools.lru_cache(maxsize=64)
+def _environment(url: str) -> dict[str, Any]:
+    """The proxies and CA bundle the environment gives requests to ``url``, found once.
+
+    requests looks them up on every request (proxy variables, ``NO_PROXY``, the CA bundle
+    variables and a stat of ``~/.netrc``), a noticeable part of starting an answer; the
+    process environment does not change, so the Session ignores it and each request passes
+    what was found here. ``~/.netrc`` is not used: the API key is the credential.
+    """
+    settings = requests.Session().merge_environment_settings(url, {}, None, None, None)
+    return {"proxies": settings["proxies"], "verify": settings["verify"]}
 
 
 def _new_session(pool_size: int = requests.adapters.DEFAULT_POOLSIZE) -> requests.Session:
     session = requests.Session()
+    session.trust_env = False  # see _environment()
     adapter = _Adapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -137,8 +174,12 @@ class _ByteSource:
         self.provider = provider
         self.cancel = cancel
         self.exhausted = False
+        self._chunks = self._read()
 
     def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def _read(self) -> Iterator[bytes]:
         raw = self.response.raw
         try:
             if raw.chunked and raw.supports_chunked_reads():
@@ -161,6 +202,38 @@ class _ByteSource:
 
     def _cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
+
+    def close(self, answered: bool) -> None:
+        """Close the response; after a whole answer, keep its connection for the next one.
+
+        An answer ends at ``finish_reason`` or ``[DONE]``, usually a few bytes before the body
+        does. Those bytes are read if they come within ``_TAIL_WAIT`` seconds, and the
+        connection goes back to the pool instead of being closed, so the next answer does not
+        connect anew (a TLS handshake to a remote upstream). An upstream that keeps the
+        stream open after the answer only costs that wait.
+        """
+        raw = self.response.raw
+        connection = getattr(raw, "connection", None)
+        if answered and connection is not None and not self._cancelled():
+            hook = getattr(connection, "cancel_hook", None)
+            if hook is not None:
+                hook[0].discard(hook[1])
+                connection.cancel_hook = None
+            sock = connection.sock
+            try:
+                if not self.exhausted and sock is not None:
+                    sock.settimeout(_TAIL_WAIT)
+                    read = 0
+                    for chunk in self._chunks:
+                        read += len(chunk)
+                        if read > _ERROR_BODY_LIMIT:
+                            break  # more than a tail: not worth waiting for
+            except ProviderError:
+                pass
+            if self.exhausted:
+                raw.release_conn()
+                return
+        self.response.close()
 
 
 def _clean(text: str) -> str:
@@ -352,8 +425,9 @@ class OpenAICompatible(AbstractProvider):
             return
         _thread_state.cancel = cancel
         try:
-            response = _session().post(cls.endpoint(), json=body, headers=headers, stream=True,
-                                       timeout=timeout)
+            url = cls.endpoint()
+            response = _session().post(url, json=body, headers=headers, stream=True,
+                                       timeout=timeout, **_environment(url))
         except requests.exceptions.RequestException as exc:
             if cancel is not None and cancel.is_set():
                 return
@@ -364,6 +438,8 @@ class OpenAICompatible(AbstractProvider):
                                           provider=cls.name) from exc
         finally:
             _thread_state.cancel = None
+        source: _ByteSource | None = None
+        answered = False  # the whole answer was read: the connection can serve another
         try:
             if response.status_code >= 400:
                 raise http_error(response, cls.name)
@@ -372,8 +448,11 @@ class OpenAICompatible(AbstractProvider):
                 tokens = _stream_tokens(source, cls.name)
                 if stream:
                     yield from tokens
+                    answered = True
                 else:
-                    yield "".join(tokens)
+                    text = "".join(tokens)
+                    answered = True
+                    yield text
                 return
             # A plain JSON answer, asked for or not (some servers ignore "stream": true).
             doc = b"".join(source).decode("utf-8", errors="replace")
@@ -384,7 +463,12 @@ class OpenAICompatible(AbstractProvider):
             except json.JSONDecodeError as exc:
                 raise MalformedResponse(f"the answer is not JSON: {_clean(doc)[:120]!r}",
                                         doc=doc, pos=exc.pos, provider=cls.name) from exc
-            yield _completion_content(obj, cls.name, doc)
+            text = _completion_content(obj, cls.name, doc)
+            answered = True
+            yield text
         finally:
-            response.close()
+            if source is not None:
+                source.close(answered)
+            else:
+                response.close()
 

@@ -320,9 +320,17 @@ class Generation:
         #: The text so far, token by token, and when the first came (read by the saver).
         self.parts: list[str] = []
         self.first_token_at = None
+        #: Set by the reader once it has queued its last item (the end or the error).
+        self.ended = threading.Event()
 
     def _work(self, items: queue.SimpleQueue) -> None:
         """Worker thread: read the provider into the queue; never touches the database."""
+        try:
+            self._read(items)
+        finally:
+            self.ended.set()
+
+    def _read(self, items: queue.SimpleQueue) -> None:
         job = self.job
         if job.provider not in self.app.extensions["providers"]:
             items.put(ProviderError(f"the provider {job.provider!r} is not enabled here"))
@@ -364,11 +372,11 @@ class Generation:
             while True:
                 now = time.monotonic()
                 if flush_at is not None:
-                    # Tokens that come before the event is due only join it: sleep until then
+                    # Tokens that come before the event is due only join it: wait until then
                     # and take them all, rather than waking for each one (a wake-up per token
-                    # cost more than relaying it). The end of the answer waits as long.
+                    # cost more than relaying it). Only the answer's end cuts the wait short.
                     if flush_at > now:
-                        time.sleep(flush_at - now)
+                        self.ended.wait(flush_at - now)
                     batch = _take(items, None)
                 else:
                     batch = _take(items, max(self.keepalive - (now - last_write), 0.0))

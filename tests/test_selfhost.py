@@ -245,6 +245,28 @@ def test_readyz_says_whether_migrations_are_current(tmp_path):
             db.engine.dispose()
 
 
+def test_served_processes_read_the_migration_head_without_alembic(tmp_path):
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from webapp.checks import ROOT, head_revision
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+    # What gunicorn serves: no `flask db` commands, readiness still answered.
+    with database(tmp_path, "served") as url:
+        served = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "x"},
+                            migrations=False)
+        assert "migrate" not in served.extensions
+        response = served.test_client().get("/readyz")
+        assert response.status_code == 503 and "0005" in response.get_json()["reason"]
+        with served.app_context():
+            from webapp.extensions import db
+
+            db.engine.dispose()
+
+
 def test_wrong_settings_stop_the_start_with_reasons(tmp_path):
     with pytest.raises(ConfigurationError) as info:
         create_app({"SQLALCHEMY_DATABASE_URI": "mysql://x", "SECRET_KEY": "x",

@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config, extensions
 from .checks import ConfigurationError, config_problems
-from .extensions import csrf, db, limiter, login_manager, migrate, talisman
+from .extensions import csrf, db, limiter, login_manager, talisman
 from .providers import ProviderRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +32,12 @@ CSP = {
 }
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the application: configuration, extensions, providers, blueprints."""
+def create_app(test_config: dict[str, Any] | None = None, migrations: bool = True) -> Flask:
+    """Build the application: configuration, extensions, providers, blueprints.
+
+    ``migrations``: register Flask-Migrate for the ``flask db`` commands. A process that only
+    serves requests never runs them and is spared Alembic (about 10 MB per worker).
+    """
     app = Flask(__name__, instance_path=os.environ.get("FLASK_INSTANCE_PATH") or None,
                 instance_relative_config=True, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"))
@@ -50,7 +54,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     extensions.sqlite_busy_timeout_ms = int(app.config["SQLITE_BUSY_TIMEOUT_MS"])
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    if migrations:
+        from flask_migrate import Migrate
+
+        Migrate(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to continue."

@@ -4,8 +4,8 @@ A real server never sends one byte per chunk, a cut event or a reset connection 
 the provider tests use this one for those cases (and the real llama.cpp server for the rest).
 The scenario is the first path segment: a provider configured with
 ``url="http://127.0.0.1:PORT/<scenario>/"`` gets that behaviour. The server records each
-request (path, headers, JSON body, client address) and, for streams that the client abandons, the moment the
-client's connection closed.
+request (path, headers, JSON body, client address) and, for streams that the client abandons,
+the moment the client's connection closed.
 """
 
 from __future__ import annotations

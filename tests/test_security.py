@@ -133,7 +133,10 @@ def test_imported_hostile_content_is_inert(alice, app):
         "title": "<img src=x onerror=alert(1)>", "settings": {"system_prompt": "<script>"},
         "messages": [{"role": "user", "content": "<script>alert(1)</script>"},
                      {"role": "assistant", "content": "[x](javascript:alert(1))",
-                      "status": "complete", "model": "<svg onload=alert(1)>"}]}]}
+                      "status": "complete", "model": "<svg onload=alert(1)>",
+                      "provider": "<img src=x onerror=alert(2)>",
+                      "params": {"<img src=x>": "<svg onload=alert(3)>",
+                                 "system_prompt": "<img src=x onerror=alert(4)>"}}]}]}
     response = alice.client.post("/import", data={
         "file": (io.BytesIO(json.dumps(payload).encode()), "x.json"),
         "csrf_token": alice.token}, content_type="multipart/form-data")
@@ -141,6 +144,8 @@ def test_imported_hostile_content_is_inert(alice, app):
     (conversation,) = rows(app, Conversation)
     page = alice.get(f"/c/{conversation.id}").get_data(as_text=True)
     assert audit(page, PAGE_TAGS) == [] and "<img" not in page and "<svg" not in page
+    # The answer's details show the imported values, as text.
+    assert "&lt;svg onload=alert(3)&gt;" in page and "alert(4)" in page
 
 
 # -- CSRF and GET --------------------------------------------------------------------------

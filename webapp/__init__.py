@@ -76,7 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None, migrations: bool = Tru
     app.extensions["providers"] = ProviderRegistry.from_config(app.config)
 
     from . import auth, chat, cli, errors, manage, meta, settings, share
-    from .rendering import message_html, render_markdown
+    from .rendering import message_html, message_info, render_markdown
 
     for blueprint in (auth.bp, chat.bp, settings.bp, share.bp, manage.bp, meta.bp):
         app.register_blueprint(blueprint)
@@ -84,4 +84,5 @@ def create_app(test_config: dict[str, Any] | None = None, migrations: bool = Tru
     cli.init_app(app)
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["message_html"] = message_html
+    app.jinja_env.filters["message_info"] = message_info
     return app

@@ -84,6 +84,32 @@ def message_html(message) -> Markup:
     return render_markdown(message.content)
 
 
+def message_info(message) -> Markup:
+    """The details under an answer: provider, model, the parameters it used, its timings and
+    status.
+
+    Built in Python rather than as a template macro: a page shows it for every answer, and for a
+    conversation of 1,000 messages the macro was a quarter of the page's server time.
+    """
+    params = message.params or {}
+    rows = [(key, value) for key, value in params.items() if key != "system_prompt"]
+    if params.get("system_prompt"):
+        rows.append(("system prompt", params["system_prompt"]))
+    first = message.seconds("started_at", "first_token_at")
+    total = message.seconds("started_at", "finished_at")
+    if first is not None:
+        rows.append(("first token", f"{first:.2f} s"))
+    if total is not None:
+        rows.append(("total", f"{total:.2f} s, {message.token_count} chunks"))
+    rows.append(("status", message.status))
+    escape = html.escape  # plain strings: a Markup object per value costs more than the rest
+    items = "".join(f"<dt>{escape(str(key))}</dt><dd>{escape(str(value))}</dd>"
+                    for key, value in rows)
+    return Markup(  # noqa: S704 - every value is escaped above
+        f'<details class="msg-info">\n  <summary>{escape(message.provider or "?")} · '
+        f'{escape(message.model or "?")}</summary>\n  <dl>{items}</dl>\n</details>')
+
+
 def escape_stream_text(text: str) -> str:
     """Escape streamed text for insertion as HTML (the final render replaces it)."""
     return html.escape(text, quote=False)

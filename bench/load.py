@@ -345,9 +345,12 @@ def report(label: str, direct: dict, app: dict, rss: int) -> None:
           f"(+{(app['ttft_p50'] - direct['ttft_p50']) * 1000:.1f} ms), throughput "
           f"{app['tokens_per_s'] / max(direct['tokens_per_s'], 1e-9):.2f}; "
           f"app peak RSS {rss / 2**20:.0f} MB")
-    print(f"  streaming rate, first to last token (median per turn): direct "
-          f"{direct['stream_rate']:.0f}, app {app['stream_rate']:.0f} tokens/s "
-          f"(x{app['stream_rate'] / max(direct['stream_rate'], 1e-9):.2f})")
+    if app["stream_rate"] and direct["stream_rate"]:
+        print(f"  streaming rate, first to last token (median per turn): direct "
+              f"{direct['stream_rate']:.0f}, app {app['stream_rate']:.0f} tokens/s "
+              f"(x{app['stream_rate'] / direct['stream_rate']:.2f})")
+    else:
+        print("  streaming rate: not measurable (the tokens after the first came in one event)")
     print(f"  message accepted (first event): p50 {app['post_p50'] * 1000:.1f} ms, "
           f"p99 {app['post_p99'] * 1000:.1f} ms")
     tokens = app["tokens"]

@@ -204,18 +204,25 @@ def test_without_sse_the_turn_answer_opens_its_own_stream(alice, app, scripted):
     assert "status-complete" in events(read_stream(alice, answer.id))[-1]
 
 
+def stream_until(client, message_id: int, marker: str):
+    """Open an answer's stream and read it until ``marker`` has arrived; returns the response
+    (still open, as a client that stays) and the iterator to read on with."""
+    response = client.get(f"/m/{message_id}/stream")
+    iterator = iter(response.response)
+    received = ""
+    while marker not in received:
+        chunk = next(iterator)
+        received += chunk.decode() if isinstance(chunk, bytes) else chunk
+    return response, iterator
+
+
 def test_partial_text_is_saved_while_streaming(alice, app, scripted):
     """One saver per process writes every running answer's text (STREAM_SAVE_SECONDS is 0.2 s
     in tests), which is also the heartbeat other processes judge liveness by."""
     scripted.endless = True
     scripted.delay = 0.01
     _, message_id = start_chat(alice)
-    response = alice.get(f"/m/{message_id}/stream")
-    iterator = iter(response.response)
-    received = ""
-    while "t5" not in received:
-        chunk = next(iterator)
-        received += chunk.decode() if isinstance(chunk, bytes) else chunk
+    response, iterator = stream_until(alice, message_id, "t5")
     saved = ""
     for _ in range(100):  # the saver's period is 0.2 s; this waits up to 5 s
         (answer,) = rows(app, Message, id=message_id)
@@ -330,12 +337,7 @@ def test_client_leaving_saves_the_partial_answer_as_stopped(alice, app, scripted
     scripted.endless = True
     scripted.delay = 0.01
     _, message_id = start_chat(alice)
-    response = alice.get(f"/m/{message_id}/stream")
-    iterator = iter(response.response)
-    received = ""
-    while "t2" not in received:
-        chunk = next(iterator)
-        received += chunk.decode() if isinstance(chunk, bytes) else chunk
+    response, _ = stream_until(alice, message_id, "t2")
     response.close()  # what the WSGI server does when the socket drops
     assert scripted.closed.wait(5)
     (answer,) = rows(app, Message, id=message_id)

@@ -83,7 +83,7 @@ def test_an_unknown_name_costs_the_same_hashing_as_a_known_one(app, make_user):
         unknown.append(_seconds(app, "nobody"))
     # Before: 11 ms against 148 ms (no hash checked for an unknown name). Both check one now.
     ratio = statistics.median(unknown) / statistics.median(known)
-    assert 0.6 < ratio < 1.6, (known, unknown)
+    assert 0.4 < ratio < 2.5, (known, unknown)
 
 
 # -- 14.9: failed sign-ins counted in the database ----------------------------------------------

@@ -148,6 +148,18 @@ def test_failures_older_than_the_window_no_longer_count(limited):
         assert db.session.scalars(select(SignInFailure)).all() == []
 
 
+@pytest.mark.ratelimits
+@pytest.mark.parametrize(("username", "password"), [
+    ("al\x00ice", "correct horse"), ("alice", "correct\x00horse"), ("\x00", "\x00")])
+def test_sign_in_with_a_nul_is_refused_in_words(app, make_user, username, password):
+    make_user("alice")
+    # A NUL in the name was a 500 on PostgreSQL (it cannot be stored, nor compared with).
+    response = sign_in(app, username=username, password=password)
+    assert response.status_code == 422
+    assert "This cannot hold a NUL character." in response.get_data(as_text=True)
+    assert rows(app, SignInFailure) == []
+
+
 def test_failure_limit_settings_are_checked(app):
     from webapp.checks import config_problems
 

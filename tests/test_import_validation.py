@@ -11,6 +11,8 @@ import json
 import pytest
 from sqlalchemy import insert
 
+from tests.peers.appserver import AppServer
+from tests.peers.webclient import WebClient
 from tests.test_app import read_stream, rows, start_chat
 from webapp.config import Config
 from webapp.extensions import db
@@ -348,3 +350,36 @@ def test_the_import_still_needs_its_csrf_token(alice, app):
         content_type="multipart/form-data")
     assert response.status_code == 400
     assert rows(app, Conversation) == []
+
+
+def test_under_gunicorn_a_multi_megabyte_export_imports_and_a_larger_one_gets_413(tmp_path):
+    """The issue's case through the shipped server (gunicorn, gevent): an export of 2.5 MB,
+    over the 1 MB request limit, imports; one over MAX_IMPORT_BYTES gets 413 with words."""
+    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
+                                  "FLASK_MAX_IMPORT_BYTES": "3000000"}).start()
+    try:
+        server.flask("users", "create", "alice", "--password", "correct horse")
+        client = WebClient(server.base).login("alice", "correct horse")
+        text = "Some words of an answer. " * 40
+        conversations = [chat(title=f"Chat {n}", messages=[
+            {"role": "user", "content": text}, {"role": "assistant", "content": text}])
+            for n in range(1000)]
+        body = json.dumps(export(*conversations)).encode()
+        assert 2_000_000 < len(body) < 3_000_000
+
+        def upload(data: bytes):
+            return client.session.post(
+                server.base + "/import", files={"file": ("conversations.json", data)},
+                data={"csrf_token": client.token}, allow_redirects=False, timeout=120)
+
+        response = upload(body)
+        assert response.status_code == 303, response.text[:2000]
+        data = client.session.get(server.base + "/export.json", timeout=60).json()
+        assert len(data["conversations"]) == 1000
+        too_big = json.dumps(export(*conversations, *conversations[:500])).encode()
+        assert len(too_big) > 3_000_000
+        response = upload(too_big)
+        assert response.status_code == 413
+        assert "larger than the import limit of 3.0 MB" in response.text
+    finally:
+        server.stop()

@@ -32,7 +32,6 @@ from .imports import EXPORT_FORMAT, EXPORT_VERSION, Invalid, check_export, parse
 bp = Blueprint("manage", __name__)
 
 
-
 def owned(conversation_id: int) -> Conversation:
     conversation = db.session.scalar(Conversation.owned(conversation_id, current_user.id))
     if conversation is None:

@@ -18,7 +18,16 @@ from sqlalchemy.exc import DataError
 from ..extensions import db
 from ..models import FINAL_STATUSES, STOPPED, Conversation, Message, utcnow
 from ..rendering import render_markdown
-from ..settings.schema import Invalid, check_params, check_settings, check_text, kind, shown
+from ..settings.schema import (
+    MODEL_CHARS,
+    PROVIDER_CHARS,
+    Invalid,
+    check_params,
+    check_settings,
+    check_text,
+    kind,
+    shown,
+)
 
 EXPORT_FORMAT = "equing-chat"
 EXPORT_VERSION = 1
@@ -29,8 +38,6 @@ IMPORT_MAX_MESSAGES = 100_000
 #: Longest texts, as the rest of the app stores them.
 TITLE_CHARS = 200
 CONTENT_CHARS = 200_000
-PROVIDER_CHARS = 32
-MODEL_CHARS = 128
 ERROR_CHARS = 10_000
 DEFAULT_TITLE = "Imported chat"
 

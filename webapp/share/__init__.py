@@ -19,6 +19,7 @@ from flask_login import current_user, login_required
 
 from ..extensions import db
 from ..htmx import is_htmx
+from ..manage.imports import CONTENT_CHARS, MODEL_CHARS, PROVIDER_CHARS, TITLE_CHARS
 from ..models import COMPLETE, FINAL_STATUSES, Conversation, Message, Share, utcnow
 from ..rendering import message_html
 from ..settings.schema import Invalid, check_params, check_system_prompt, check_text, kind
@@ -35,11 +36,9 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-#: Longest texts a snapshot holds, as the rest of the app stores them.
-TITLE_CHARS = 200
-CONTENT_CHARS = 200_000
-HTML_CHARS = 2_000_000
-NAME_CHARS = 128
+#: Longest rendered answer a snapshot holds: its HTML is ours (sanitized when rendered), so
+#: this only bounds what a damaged row could make a page print.
+HTML_CHARS = 10_000_000
 
 
 def system_prompt_of(conversation: Conversation) -> str:
@@ -92,8 +91,8 @@ def check_snapshot(snapshot: Any) -> dict[str, Any]:
             if item.get("status") not in (None, *FINAL_STATUSES):
                 raise Invalid("“status” must be one of " + ", ".join(FINAL_STATUSES))
             _optional(item, "html", HTML_CHARS)
-            _optional(item, "provider", NAME_CHARS)
-            _optional(item, "model", NAME_CHARS)
+            _optional(item, "provider", PROVIDER_CHARS)
+            _optional(item, "model", MODEL_CHARS)
             try:
                 check_params(item.get("params"))
             except Invalid as exc:

@@ -383,3 +383,12 @@ def test_under_gunicorn_a_multi_megabyte_export_imports_and_a_larger_one_gets_41
         assert "larger than the import limit of 3.0 MB" in response.text
     finally:
         server.stop()
+
+
+def test_a_wrong_import_limit_stops_the_app_with_words(tmp_path, monkeypatch):
+    from webapp import create_app
+
+    monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
+    with pytest.raises(ValueError, match="MAX_IMPORT_BYTES must be a whole number"):
+        create_app({"TESTING": True, "SECRET_KEY": "x", "MAX_IMPORT_BYTES": "8 MB",
+                    "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite'}"})

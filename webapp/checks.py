@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Settings that must be whole numbers of at least the given value.
 _INTEGERS = {"MAX_CONTENT_LENGTH": 1024, "MAX_MESSAGE_CHARS": 1, "MAX_HISTORY_MESSAGES": 1,
              "MAX_HISTORY_CHARS": 1, "CONVERSATIONS_PER_PAGE": 1, "SQLITE_BUSY_TIMEOUT_MS": 0,
-             "TRUSTED_PROXIES": 0, "STREAMS_PER_USER": 1}
+             "TRUSTED_PROXIES": 0, "STREAMS_PER_USER": 1, "MAX_IMPORT_BYTES": 1024}
 #: Settings that must be positive numbers of seconds or milliseconds.
 _NUMBERS = ("STREAM_COALESCE_MS", "STREAM_KEEPALIVE_SECONDS", "STREAM_SAVE_SECONDS",
             "STREAM_STALE_SECONDS")

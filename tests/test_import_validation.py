@@ -392,3 +392,21 @@ def test_a_wrong_import_limit_stops_the_app_with_words(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="MAX_IMPORT_BYTES must be a whole number"):
         create_app({"TESTING": True, "SECRET_KEY": "x", "MAX_IMPORT_BYTES": "8 MB",
                     "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite'}"})
+
+
+# -- 14.3 in these files: NUL in a rename and in a share link ----------------------------
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_title_with_nul_is_a_400_and_not_stored(alice, app, htmx):
+    conversation_id, message_id = start_chat(alice, "hello")
+    read_stream(alice, message_id)
+    response = alice.post(f"/c/{conversation_id}/rename", {"title": "a\x00b"}, htmx=htmx)
+    assert response.status_code == 400
+    assert "NUL character" in response.get_data(as_text=True)
+    assert rows(app, Conversation, id=conversation_id)[0].title == "hello"
+
+
+@pytest.mark.parametrize("token", ["%00", "abc%00def", "%ED%A0%80", "x" * 65, "a.b"])
+def test_a_share_link_that_cannot_be_a_token_is_a_404(app, make_user, token):
+    make_user("alice")  # an installed site (a fresh one sends every page to its set-up)
+    assert app.test_client().get(f"/s/{token}").status_code == 404

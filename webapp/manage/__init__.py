@@ -50,6 +50,11 @@ def rename(conversation_id: int):
     """Give a conversation a new title."""
     conversation = owned(conversation_id)
     title = " ".join(request.form.get("title", "").split())
+    if "\x00" in title:  # PostgreSQL cannot store it: refused in words, not a 500
+        message = "A title cannot hold a NUL character; it was not changed."
+        if is_htmx():
+            return render_template("_composer_error.html", error=message), 400
+        return render_template("error.html", status=400, message=message), 400
     if not title or len(title) > 200:
         flash("A title needs 1 to 200 characters; it was not changed.", "error")
         return back(conversation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -29,6 +30,10 @@ bp = Blueprint("share", __name__)
 
 #: Fields of a message that a share shows (never the error text or the system prompt).
 _MESSAGE_FIELDS = ("role", "content", "status", "provider", "model")
+
+
+#: What ``new_token`` makes: URL-safe base64, at most the column's 64 characters.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def new_token() -> str:
@@ -132,6 +137,9 @@ def owned_share(share_id: int) -> Share:
 
 def live_share(token: str) -> Share:
     """The share behind a link, or 404 (revoked, mistyped, or never existed)."""
+    # Only a token's own alphabet reaches the database (PostgreSQL refuses a NUL in text).
+    if not _TOKEN.fullmatch(token):
+        abort(404)
     share = db.session.scalar(db.select(Share).where(Share.token == token))
     if share is None:
         abort(404)

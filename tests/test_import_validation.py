@@ -410,3 +410,55 @@ def test_a_title_with_nul_is_a_400_and_not_stored(alice, app, htmx):
 def test_a_share_link_that_cannot_be_a_token_is_a_404(app, make_user, token):
     make_user("alice")  # an installed site (a fresh one sends every page to its set-up)
     assert app.test_client().get(f"/s/{token}").status_code == 404
+
+
+# -- any damage to an export: never a 500, and all or nothing ----------------------------
+
+HOSTILE = [None, True, False, 0, -1, 2**63, -(2**63) - 1, 10**400, 1e308, -0.0, 0.5, "",
+           " ", "\x00", "a\x00", "\ud800", "\udfff x", "x" * 300_000, "\r\n", "<script>",
+           "2026-13-45T99:99:99", "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+14:00",
+           [], [None], [[[[]]]], {}, {"role": "user"}, {"a": {"b": {"c": []}}}]
+
+
+def _paths(node, path=()):
+    """Every place in a JSON document, as a path of keys and indexes."""
+    yield path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _paths(value, (*path, index))
+
+
+def _damaged(document, rng):
+    """``document`` with one place replaced by a hostile value, or one key removed."""
+    document = copy.deepcopy(document)
+    path = rng.choice([p for p in _paths(document) if p])
+    parent = document
+    for step in path[:-1]:
+        parent = parent[step]
+    if isinstance(parent, dict) and rng.random() < 0.15:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = rng.choice(HOSTILE)
+    return document
+
+
+def test_no_damaged_export_gives_a_500_and_a_refusal_stores_nothing(alice, app):
+    import random
+
+    rng = random.Random(14)
+    base = export(chat(title="One", settings=GOOD_SETTINGS),
+                  chat(title="Two", pinned=True, created_at="2026-01-02T03:04:05"))
+    statuses = set()
+    for _ in range(150):
+        before = len(rows(app, Conversation))
+        body = json.dumps(_damaged(base, rng), ensure_ascii=True).encode()
+        response = post_import(alice, body)
+        statuses.add(response.status_code)
+        assert response.status_code in (303, 400, 413, 422), response.get_data(as_text=True)
+        after = len(rows(app, Conversation))
+        assert after == before + (2 if response.status_code == 303 else 0)
+    # The damage reached every kind of answer: stored, unreadable text, refused values.
+    assert {303, 400, 422} <= statuses

@@ -462,3 +462,27 @@ def test_no_damaged_export_gives_a_500_and_a_refusal_stores_nothing(alice, app):
         assert after == before + (2 if response.status_code == 303 else 0)
     # The damage reached every kind of answer: stored, unreadable text, refused values.
     assert {303, 400, 422} <= statuses
+
+
+def test_no_damaged_snapshot_gives_a_500_when_shown_or_copied(alice, bob, app):
+    import random
+
+    rng = random.Random(5)
+    _, link = shared(alice, app, {"temperature": 0.5, "system_prompt": "Be brief."})
+    with app.app_context():
+        good = copy.deepcopy(db.session.scalar(db.select(Share)).snapshot)
+    bob.refresh_token()
+    for _ in range(60):
+        with app.app_context():
+            share = db.session.scalar(db.select(Share))
+            share.snapshot = _damaged(good, rng)
+            db.session.commit()
+        assert bob.get(link).status_code in (200, 400, 422)
+        before = len(rows(app, Conversation))
+        response = bob.post(link + "/copy", htmx=False)
+        assert response.status_code in (303, 400, 422), response.get_data(as_text=True)
+        copied = response.status_code == 303
+        assert len(rows(app, Conversation)) == before + copied
+        if copied:  # the copy is a conversation that works
+            copy_id = int(response.headers["Location"].rsplit("/", 1)[1])
+            assert bob.get(f"/c/{copy_id}").status_code == 200

@@ -88,13 +88,13 @@ def check_text(value: Any, label: str, limit: int) -> str:
 
 @dataclass(frozen=True)
 class Number:
-    """A numeric setting: its label, bounds, and whether it must be whole or given."""
+    """A numeric setting: its label, its bounds, and whether it must be whole. (Whether a form
+    must be given one is the form's business: a stored null means "the default".)"""
 
     label: str
     low: float
     high: float
     whole: bool = False
-    required: bool = True
 
     @property
     def message(self) -> str:
@@ -127,7 +127,7 @@ NUMBERS: dict[str, Number] = {
     "top_p": Number("Top P", 0, 1),
     "presence_penalty": Number("Presence penalty", -2, 2),
     "frequency_penalty": Number("Frequency penalty", -2, 2),
-    "max_tokens": Number("Max tokens", 1, 32768, whole=True, required=False),
+    "max_tokens": Number("Max tokens", 1, 32768, whole=True),
 }
 
 PROVIDER_MESSAGE = "Choose one of the providers in the list."

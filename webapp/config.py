@@ -45,6 +45,9 @@ class Config:
 
     # Limits
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # Imports alone may be larger: a full export must import back (a long history is MBs;
+    # importing 8 MiB takes about 15 s, mostly rendering the answers' markdown).
+    MAX_IMPORT_BYTES = 8 * 1024 * 1024
     MAX_MESSAGE_CHARS = 32000
     MAX_HISTORY_MESSAGES = 40
     MAX_HISTORY_CHARS = 24000

@@ -4,15 +4,21 @@ worker was killed ends in a state a person can act on."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
+import time
 from datetime import timedelta
 
+import pytest
 import requests
 from sqlalchemy import create_engine, text
 
 from tests.conftest import Browserless
 from tests.peers.webclient import WebClient
 from tests.test_app import read_stream, rows, start_chat
+from tests.test_browser import ARGS, CHROMIUM, sign_in
 from tests.test_faults import _server
 from webapp.extensions import db
 from webapp.models import Message, utcnow
@@ -227,5 +233,78 @@ def test_parallel_retries_restart_an_answer_once(tmp_path, fault_server):
         statuses = _in_parallel(server, alice, f"/m/{message_id}/retry", {})
         assert statuses.count(200) == 1 and statuses.count(409) == PARALLEL - 1, statuses
         assert _running(server, "alice") == [(message_id, _running(server, "alice")[0][1])]
+    finally:
+        server.stop()
+
+
+# -- 14.11: a page whose worker was killed ends in a state a person can act on -----------------
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's chromium through Playwright (as in test_browser)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is missing: `make test` installs it (make system-deps)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def _kill_workers(server) -> None:
+    """SIGKILL every gunicorn worker of ``server`` (the master starts new ones)."""
+    found = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
+                           text=True, check=True)
+    for pid in (int(p) for p in found.stdout.split()):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _wait_for_text(locator, needle: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        # all_inner_texts() does not wait: the element may be swapped out at any moment.
+        if any(needle in t for t in locator.all_inner_texts()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{needle!r} never appeared in {locator}")
+
+
+@pytest.mark.browser
+def test_a_page_whose_worker_was_killed_ends_interrupted_with_retry(chromium, tmp_path,
+                                                                    fault_server):
+    """SIGKILL the worker mid-answer: the open page notices its stream broke and, once the
+    answer is stale (STREAM_STALE_SECONDS=2 here), shows it Interrupted with Retry, both for an
+    answer the page streams itself (a new conversation) and for one streamed by the composer's
+    own request (a second turn)."""
+    server = _server(tmp_path, fault_server, "endless", FLASK_STREAM_STALE_SECONDS="2")
+    try:
+        page = chromium.new_page()
+        sign_in(page, server.base)
+        page.fill("#content", "Keep going")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{server.base}/c/*")
+        _wait_for_text(page.locator(".msg-assistant .streaming"), "t10")
+        time.sleep(1.2)  # a partial save has happened
+        _kill_workers(server)
+        first = page.locator(".msg-assistant").first
+        page.locator(".msg-assistant.status-error").first.wait_for(timeout=20000)
+        assert "Interrupted" in first.inner_text()
+        assert "t0 t1 t2" in first.inner_text()  # what was saved is shown
+        assert first.locator("form.retry button").is_visible()
+
+        # The composer's own stream (a turn in a conversation already open).
+        page.fill("#content", "Once more")
+        page.keyboard.press("Enter")
+        second = page.locator(".msg-assistant").nth(1)
+        _wait_for_text(second, "t10")
+        time.sleep(1.2)
+        _kill_workers(server)
+        page.locator(".msg-assistant.status-error").nth(1).wait_for(timeout=20000)
+        assert "Interrupted" in second.inner_text()
+        assert second.locator("form.retry button").is_visible()
+        # The page agrees with the server.
+        page.reload()
+        assert page.locator(".msg-assistant.status-error").count() == 2
     finally:
         server.stop()

@@ -5,6 +5,7 @@ worker was killed ends in a state a person can act on."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -16,15 +17,24 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.conftest import Browserless
+from tests.peers.appserver import AppServer
 from tests.peers.webclient import WebClient
 from tests.test_app import read_stream, rows, start_chat
 from tests.test_browser import ARGS, CHROMIUM, sign_in
-from tests.test_faults import _server
 from webapp.extensions import db
 from webapp.models import Message, utcnow
 
 #: The default deadline of a pending answer (STREAM_PENDING_SECONDS).
 PENDING_SECONDS = 60.0
+
+
+def _server(tmp_path, fault_server, scenario: str, workers: int = 1, **env) -> AppServer:
+    """gunicorn with ``workers`` workers, Equing at a fault-server scenario, and alice."""
+    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
+                                  "FLASK_EQUING_URL": fault_server.url(scenario), **env},
+                       workers=workers).start()
+    server.flask("users", "create", "alice", "--password", "correct horse")
+    return server
 
 
 def _age(app, message_id: int, seconds: float) -> None:
@@ -202,7 +212,7 @@ def test_parallel_requests_start_at_most_the_allowed_answers(tmp_path, fault_ser
     """20 new conversations at once through gunicorn (three workers): at most STREAMS_PER_USER
     answers start, the rest get 429; 20 messages at once into one conversation: one starts,
     the rest get 409."""
-    server = _server(tmp_path, fault_server, "endless", GUNICORN_WORKERS="3",
+    server = _server(tmp_path, fault_server, "endless", workers=3,
                      FLASK_STREAMS_PER_USER="3", FLASK_MESSAGE_RATE_LIMIT="10000 per minute")
     try:
         server.flask("users", "create", "bob", "--password", "correct horse")
@@ -224,7 +234,7 @@ def test_parallel_requests_start_at_most_the_allowed_answers(tmp_path, fault_ser
 
 
 def test_parallel_retries_restart_an_answer_once(tmp_path, fault_server):
-    server = _server(tmp_path, fault_server, "endless", GUNICORN_WORKERS="3",
+    server = _server(tmp_path, fault_server, "endless", workers=3,
                      FLASK_STREAMS_PER_USER="3", FLASK_MESSAGE_RATE_LIMIT="10000 per minute")
     try:
         alice = WebClient(server.base).login("alice", "correct horse")
@@ -307,4 +317,51 @@ def test_a_page_whose_worker_was_killed_ends_interrupted_with_retry(chromium, tm
         page.reload()
         assert page.locator(".msg-assistant.status-error").count() == 2
     finally:
+        server.stop()
+
+
+def _worker_talking_to(server, port: int) -> int:
+    """The pid of the gunicorn worker with a connection open to 127.0.0.1:``port``."""
+    workers = set(subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
+                                 text=True, check=True).stdout.split())
+    found = subprocess.run(["ss", "-tnpH", "state", "established", "dst", f"127.0.0.1:{port}"],
+                           capture_output=True, text=True, check=True).stdout
+    pids = {pid for pid in re.findall(r"pid=(\d+)", found) if pid in workers}
+    assert len(pids) == 1, (found, workers)
+    return int(pids.pop())
+
+
+@pytest.mark.browser
+def test_a_page_whose_stream_falls_silent_ends_interrupted(chromium, tmp_path, fault_server):
+    """A worker that stops dead without closing its connections (SIGSTOP here: a half-open
+    connection, as when a machine vanishes): the page's stream brings nothing more, the page
+    asks the server after its silence limit, and the other worker says the answer was
+    interrupted."""
+    server = _server(tmp_path, fault_server, "endless", FLASK_STREAM_STALE_SECONDS="2",
+                     workers=2)
+    frozen = None
+    try:
+        page = chromium.new_page()
+        log = []
+        page.on("console", lambda msg: log.append(msg.text))
+        page.on("requestfailed", lambda r: log.append("failed " + r.url))
+        sign_in(page, server.base)
+        page.fill("#content", "Keep going")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{server.base}/c/*")
+        _wait_for_text(page.locator(".msg-assistant .streaming"), "t10")
+        time.sleep(1.2)  # a partial save has happened
+        frozen = _worker_talking_to(server, int(re.search(r":(\d+)/", fault_server.url("x"))[1]))
+        os.kill(frozen, signal.SIGSTOP)
+        answer = page.locator(".msg-assistant").first
+        try:
+            page.locator(".msg-assistant.status-error").wait_for(timeout=60000)
+        except Exception:
+            print("\n".join(log))  # what the page saw, for the failure report
+            raise
+        assert "Interrupted" in answer.inner_text()
+        assert answer.locator("form.retry button").is_visible()
+    finally:
+        if frozen is not None:
+            os.kill(frozen, signal.SIGKILL)
         server.stop()

@@ -365,3 +365,17 @@ def test_a_page_whose_stream_falls_silent_ends_interrupted(chromium, tmp_path, f
         if frozen is not None:
             os.kill(frozen, signal.SIGKILL)
         server.stop()
+
+
+def test_the_pending_deadline_must_be_a_positive_number():
+    """A deadline that is not a number would fail every turn: the app refuses to start."""
+    from webapp.checks import config_problems
+    from webapp.config import Config
+
+    config = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
+    config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    assert not [p for p in config_problems(config) if "STREAM_PENDING" in p]
+    for bad in ("soon", 0, -5, True):
+        config["STREAM_PENDING_SECONDS"] = bad
+        assert f"STREAM_PENDING_SECONDS must be a positive number, not {bad!r}" in \
+            config_problems(config)

@@ -153,7 +153,13 @@
 
   function look(id) {
     var article = document.getElementById("m-" + id);
-    if (!article || !article.matches(RUNNING) || fed(article)) { recovering.delete(id); return; }
+    if (!article || !article.matches(RUNNING)) { recovering.delete(id); return; }
+    if (fed(article)) {  // its stream attached again: it shows the answer from here on
+      var lost = article.querySelector(".stream-lost");
+      if (lost) lost.remove();
+      recovering.delete(id);
+      return;
+    }
     fetchMessage(id).then(function (fresh) {
       if (!fresh || !show(fresh)) { recovering.delete(id); return; }
       if (fresh.matches(RUNNING)) {

@@ -83,8 +83,9 @@ _INSERT_MESSAGES = insert(Message).returning(Message, sort_by_parameter_order=Tr
 _users = User.__table__
 # The person's row is the lock that serialises their turns (see _lock_person).
 _LOCK_PERSON_ROW = select(_users.c.id).where(_users.c.id == bindparam("user_id")).with_for_update()
+# (A column no foreign key refers to: rewriting the id would make SQLite check every child.)
 _WRITE_PERSON_ROW = (update(_users).where(_users.c.id == bindparam("user_id"))
-                     .values(id=_users.c.id))
+                     .values(username=_users.c.username))
 
 
 def _lock_person(user: User) -> None:

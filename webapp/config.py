@@ -64,6 +64,9 @@ class Config:
     STREAM_KEEPALIVE_SECONDS = 1.0
     STREAM_SAVE_SECONDS = 1.0
     STREAM_STALE_SECONDS = 20
+    # An answer waits this long for a page (or the server) to start writing it; after that it
+    # ends as stopped, so an answer nobody started never holds a STREAMS_PER_USER slot.
+    STREAM_PENDING_SECONDS = 60
 
     # Providers (read by webapp.providers.registry; see SETTINGS there)
     PROVIDERS = ""

@@ -27,6 +27,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .extensions import db
 from .models import (
@@ -454,17 +455,63 @@ class Generation:
                                                   "now": now})
 
 
+def deadlines(config: dict[str, Any]) -> dict[str, Any]:
+    """The two moments before which a running answer is over: a pending one asked for before
+    ``pending`` was never started (``STREAM_PENDING_SECONDS``), a streaming one not saved since
+    ``stale`` lost its process (``STREAM_STALE_SECONDS``)."""
+    now = utcnow()
+    return {"pending": now - timedelta(seconds=float(config["STREAM_PENDING_SECONDS"])),
+            "stale": now - timedelta(seconds=float(config["STREAM_STALE_SECONDS"]))}
+
+
+def not_started(config: dict[str, Any]) -> str:
+    """The reason given to an answer that no one started in time."""
+    return (f"Stopped: the answer did not start within {float(config['STREAM_PENDING_SECONDS']):g}"
+            " seconds (the page that asked for it was closed or lost its connection). "
+            "Retry to write it now.")
+
+
+#: Ends one overdue answer, only if it is still in the state (and as old as) its reader saw:
+#: a stream that claimed it or saved it meanwhile keeps it.
+_END_OVERDUE = (update(_messages)
+                .where(_messages.c.id == bindparam("message_id"),
+                       _messages.c.status == bindparam("was"),
+                       _messages.c.updated_at <= bindparam("deadline"))
+                .values(status=bindparam("status"), error=bindparam("error"),
+                        html=bindparam("html"), finished_at=bindparam("now"),
+                        updated_at=bindparam("now")))
+
+
 def mark_interrupted(message: Message) -> bool:
-    """If ``message`` is streaming but its generator has not written it for
-    ``STREAM_STALE_SECONDS`` (it saves every second while alive), the process that was
-    generating it died: mark it as interrupted (in the caller's session). Returns whether it
-    did."""
-    stale = timedelta(seconds=float(current_app.config["STREAM_STALE_SECONDS"]))
-    if message.status != STREAMING or message.updated_at > utcnow() - stale:
+    """End ``message`` if it is running past its deadline (in the caller's session, which
+    commits): pending and never started within ``STREAM_PENDING_SECONDS`` -> stopped with the
+    reason; streaming but not saved by its generator for ``STREAM_STALE_SECONDS`` (it saves
+    every second while alive, so its process died) -> interrupted. Returns whether it did.
+
+    No running state holds a person's answers-at-once slot for ever: each has a deadline.
+    """
+    config = current_app.config
+    if message.status == PENDING:
+        deadline, status, error = deadlines(config)["pending"], STOPPED, not_started(config)
+    elif message.status == STREAMING:
+        deadline, status, error = deadlines(config)["stale"], ERROR, INTERRUPTED
+    else:
         return False
-    message.status, message.error = ERROR, INTERRUPTED
-    message.html = str(render_markdown(message.content))
-    message.finished_at = message.updated_at = utcnow()
+    if message.updated_at > deadline:
+        return False
+    html = str(render_markdown(message.content or ""))
+    now = utcnow()
+    # A conditional UPDATE, not attribute assignment: a stream may claim the pending answer
+    # (or a live generator save it) between our read and this write; then it is not ours.
+    ended = db.session.execute(_END_OVERDUE, {
+        "message_id": message.id, "was": message.status, "deadline": deadline,
+        "status": status, "error": error, "html": html, "now": now}).rowcount
+    if not ended:
+        db.session.refresh(message)
+        return False
+    for name, value in (("status", status), ("error", error), ("html", html),
+                        ("finished_at", now), ("updated_at", now)):
+        set_committed_value(message, name, value)
     return True
 
 

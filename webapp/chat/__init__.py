@@ -284,7 +284,10 @@ def retry(message_id: int):
 @bp.get("/m/<int:message_id>")
 @login_required
 def message(message_id: int):
-    """One message's HTML (its current state)."""
+    """One message's HTML (its current state; a running answer past its deadline is ended
+    first, so a page whose stream broke learns here how it ended)."""
     message = owned_message(message_id)
+    if mark_interrupted(message):
+        db.session.commit()
     return get_template_attribute("_partials.html", "message")(message)
 

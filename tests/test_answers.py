@@ -1,0 +1,154 @@
+"""An answer's stream and record: formatted while it streams, cut at the length limit, the
+history sent within bounds with the turns left out said, "Reading the conversation…"."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_app import PARTIAL, events, read_stream, replay, rows, start_chat
+from webapp.models import Message
+from webapp.providers.base import drop_oldest
+from webapp.rendering import render_markdown
+
+BLOCKS = ["Some **bold** ", "words.\n\n", "- one\n", "- two\n\n", "```python\n", "x = 1\n",
+          "```\n\n", "| a | b |\n", "|---|---|\n", "| 1 | 2 |\n\n", "![pic](http://e.example/p.png)",
+          "\n\nThe ", "*end*."]
+
+
+def test_finished_blocks_stream_as_sanitized_html_and_join_to_the_final_html(alice, app,
+                                                                              scripted):
+    scripted.tokens = BLOCKS
+    scripted.delay = 0.06  # one event per token
+    _, message_id = start_chat(alice)
+    data = events(read_stream(alice, message_id))
+    (answer,) = rows(app, Message, id=message_id)
+    text = "".join(BLOCKS)
+    assert answer.content == text and answer.html == str(render_markdown(text))
+    sent = [(i, swap, html) for i, item in enumerate(data)
+            for _, swap, html in PARTIAL.findall(item)]
+    finished = [html for _, swap, html in sent if swap == "beforebegin"]
+    # Each block as soon as it is finished: the paragraph when the list begins, the list
+    # when the fence begins, the fence at its closing marker, the table and the image's
+    # paragraph at the next line (a block can only end at a new line: only then is the open
+    # text parsed again).
+    assert finished[0] == "<p>Some <strong>bold</strong> words.</p>\n"
+    assert finished[1].startswith("<ul>") and finished[2].startswith("<pre><code")
+    assert finished[3].startswith("<table>") and len(finished) == 4
+    # ... while the last paragraph still streams as text.
+    last_block = max(i for i, swap, _ in sent if swap == "beforebegin")
+    assert any(i > last_block and swap == "beforeend" for i, swap, _ in sent)
+    # The image is a link, streamed and final.
+    assert finished[3].endswith('<p><a href="http://e.example/p.png" '
+                                'rel="noopener noreferrer nofollow">pic</a></p>\n')
+    # What the page was sent, put together, is the final HTML: nothing changes at the end.
+    blocks, open_text, _ = replay(data[:-1], message_id)
+    assert open_text is None and blocks == answer.html
+    assert "<img" not in data[-1]
+
+
+def test_a_reloaded_page_follows_a_running_answer_with_its_blocks(alice, app, scripted):
+    scripted.tokens = BLOCKS
+    _, message_id = start_chat(alice)
+    read_stream(alice, message_id)
+    page = alice.get(f"/m/{message_id}").get_data(as_text=True)
+    assert "Reading the conversation" not in page  # finished: no waiting note
+
+
+def test_the_waiting_note_shows_until_the_first_text(alice, app, scripted):
+    conversation_id, message_id = start_chat(alice)
+    page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
+    assert f'id="m-{message_id}-wait"' in page and "Reading the conversation…" in page
+    data = events(read_stream(alice, message_id))
+    assert PARTIAL.findall(data[0])[0] == (f"m-{message_id}-wait", "delete", "")
+
+
+def test_an_answer_cut_at_the_length_limit_says_so(alice, app, scripted):
+    scripted.finish_reason = "length"
+    conversation_id, message_id = start_chat(alice)
+    final = events(read_stream(alice, message_id))[-1]
+    assert "Cut at the length limit." in final
+    (answer,) = rows(app, Message, id=message_id)
+    assert (answer.status, answer.finish_reason) == ("complete", "length")
+    page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
+    assert "Cut at the length limit." in page and "cut at the length limit</dd>" in page
+
+
+def test_an_answer_that_finished_by_itself_has_no_mark(alice, app, scripted):
+    scripted.finish_reason = "stop"
+    conversation_id, message_id = start_chat(alice)
+    final = events(read_stream(alice, message_id))[-1]
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.finish_reason == "stop"
+    assert "Cut at the length limit" not in final
+    assert "Cut at the length limit" not in alice.get(f"/c/{conversation_id}").get_data(
+        as_text=True)
+
+
+def test_a_stopped_answer_is_not_marked_cut(alice, app, scripted):
+    scripted.finish_reason = "length"
+    scripted.fail_with = RuntimeError("boom")
+    _, message_id = start_chat(alice)
+    read_stream(alice, message_id)
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.status == "error" and answer.finish_reason is None
+
+
+def turns(alice, conversation_id, count):
+    for i in range(count):
+        response = alice.post(f"/c/{conversation_id}/messages", {"content": f"turn {i}"},
+                              headers={"Accept": "text/html, text/event-stream"})
+        assert response.status_code == 200
+        response.get_data()
+
+
+def test_turns_left_out_of_the_history_are_counted_in_the_details(alice, app, scripted):
+    app.config["MAX_HISTORY_MESSAGES"] = 3
+    conversation_id, first = start_chat(alice, "first question")
+    read_stream(alice, first)
+    turns(alice, conversation_id, 3)
+    messages = rows(app, Message, conversation_id=conversation_id)
+    answer = messages[-1]
+    # 7 earlier messages; the bounds let the last 3 through.
+    assert len(scripted.calls[-1]["messages"]) == 3
+    assert answer.history_skipped == 4
+    page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
+    assert "<dt>turns left out</dt><dd>4 earlier" in page
+    # A short conversation leaves nothing out, and says nothing about it.
+    assert messages[1].history_skipped == 0
+    assert page.count("<dt>turns left out</dt>") == 2  # the 3rd and 4th answers
+
+
+def test_turns_the_provider_drops_for_its_context_window_are_counted(alice, app, scripted):
+    @classmethod
+    def fit_history(cls, messages, params):
+        return drop_oldest(messages, [len(m["content"]) for m in messages], 20)
+
+    scripted.fit_history = fit_history
+    conversation_id, first = start_chat(alice, "first question")
+    read_stream(alice, first)
+    turns(alice, conversation_id, 1)
+    answer = rows(app, Message, conversation_id=conversation_id)[-1]
+    assert scripted.calls[-1]["messages"] == [{"role": "user", "content": "turn 0"}]
+    assert answer.history_skipped == 2
+
+
+SYSTEM = {"role": "system", "content": "be brief"}
+
+
+def chat(n):
+    return [{"role": ("user", "assistant")[i % 2], "content": f"m{i}"} for i in range(n)]
+
+
+@pytest.mark.parametrize(("messages", "costs", "budget", "kept", "dropped"), [
+    ([SYSTEM, *chat(5)], [3, 10, 10, 10, 10, 10], 33, [SYSTEM, *chat(5)[2:]], 2),
+    ([SYSTEM, *chat(5)], [3, 10, 10, 10, 10, 10], 32, [SYSTEM, *chat(5)[3:]], 3),
+    ([SYSTEM, *chat(5)], [3, 10, 10, 10, 10, 10], 100, [SYSTEM, *chat(5)], 0),
+    (chat(4), [10, 10, 10, 10], 25, chat(4)[2:], 2),
+    # The system prompt and the newest message stay even when they alone are too many.
+    ([SYSTEM, *chat(3)], [50, 10, 10, 60], 20, [SYSTEM, chat(3)[-1]], 2),
+    ([*chat(1)], [99], 1, chat(1), 0),
+    ([], [], 0, [], 0),
+])
+def test_drop_oldest_keeps_the_system_prompt_and_the_newest(messages, costs, budget, kept,
+                                                            dropped):
+    assert drop_oldest(messages, costs, budget) == (kept, dropped)

@@ -152,3 +152,18 @@ def chat(n):
 def test_drop_oldest_keeps_the_system_prompt_and_the_newest(messages, costs, budget, kept,
                                                             dropped):
     assert drop_oldest(messages, costs, budget) == (kept, dropped)
+
+
+def test_drop_oldest_by_steps_keeps_the_start_of_the_prompt_for_the_next_turns():
+    conversation = [SYSTEM, *chat(20)]
+    starts = []
+    for n in range(12, 21):  # the conversation grows one message at a time
+        kept, dropped = drop_oldest(conversation[:n + 1], [0] + [10] * n, 60, step=4)
+        assert kept[0] == SYSTEM and kept[-1] == conversation[n] and dropped % 4 == 0
+        assert sum(10 for _ in kept[1:]) <= 60
+        starts.append(kept[1]["content"])
+    # The oldest message kept changes once every 4 turns, not at every turn.
+    assert len(set(starts)) <= 3
+    # Never past the newest message.
+    assert drop_oldest([SYSTEM, *chat(3)], [0, 50, 50, 50], 10, step=8) == \
+        ([SYSTEM, chat(3)[-1]], 2)

@@ -1,0 +1,130 @@
+"""First token of the embedded model on a 50-turn conversation: before and after fitting the
+history to the context window.
+
+    .venv/bin/python -m bench.long_conversation [--turns 50] [--runs 2]
+
+A conversation of ``--turns`` exchanges (a question and a short answer each) gets one more
+question, then another after the model's answer (the same conversation going on). Each is
+timed from the call to the first token, through ``LocalModel`` with greedy decoding:
+
+- before: what the app sent until now: the history bounds only (``MAX_HISTORY_MESSAGES`` 40,
+  ``MAX_HISTORY_CHARS`` 24000), the old 512-token default answer length;
+- after: the same bounds, then ``LocalModel.fit_history`` (oldest turns dropped to fit the
+  window with room for the answer, 8 at a time), the new 1024-token default.
+
+The first question of each run starts cold (another conversation was read last); the second
+is what a person continuing the conversation waits. Prints the prompt size and the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from webapp.config import Config
+from webapp.providers.local import LocalModel
+
+SYSTEM = {"role": "system", "content": "You are a helpful assistant. Answer briefly."}
+TOPICS = ["lighthouses", "bread", "bicycles", "the moon", "volcanoes", "tea", "chess", "owls",
+          "rivers", "glass", "maps", "bees", "clocks", "salt", "kites", "paper", "snow"]
+
+
+def conversation(turns: int) -> list[dict[str, str]]:
+    """``turns`` exchanges: a question of about 15 words, an answer of about 40."""
+    messages = []
+    for i in range(turns):
+        topic = TOPICS[i % len(TOPICS)]
+        messages.append({"role": "user", "content": f"Question {i}: what is the most "
+                         f"interesting thing about {topic}, and why do people like it?"})
+        messages.append({"role": "assistant", "content": f"Answer {i}: {topic} are "
+                         "interesting because they have a long history, they are useful "
+                         "in daily life, and they appear in many stories. People like them "
+                         "for their beauty, for what they teach us about the world, and "
+                         "for the memories they bring back."})
+    return messages
+
+
+def bounded(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The app's history bounds (as ``history_for``): newest first until either is reached."""
+    most, budget = Config.MAX_HISTORY_MESSAGES, Config.MAX_HISTORY_CHARS
+    kept: list[dict[str, str]] = []
+    for message in reversed(messages[:-1]):
+        if len(kept) == most or (kept and len(message["content"]) > budget):
+            break
+        budget -= len(message["content"])
+        kept.append(message)
+    return [SYSTEM, *reversed(kept), messages[-1]]
+
+
+def first_token(messages: list[dict[str, str]], max_tokens: int) -> tuple[float, str]:
+    """Seconds to the first token, and the whole (short) answer; 'error: …' if it failed."""
+    started = time.perf_counter()
+    first = None
+    text = []
+    try:
+        for token in LocalModel.create_completion(LocalModel.default_model(), messages, True,
+                                                  temperature=0, max_tokens=max_tokens):
+            first = first or time.perf_counter() - started
+            text.append(token)
+            if len(text) >= 24:  # enough to go on with: the time that matters is the first
+                break
+    except Exception as exc:  # noqa: BLE001 - a bench reports what happened
+        return float("nan"), f"error: {exc}"
+    return first if first is not None else float("nan"), "".join(text)
+
+
+def prompt_tokens(messages: list[dict[str, str]]) -> int:
+    llama = LocalModel.load().llama
+    return sum(len(llama.tokenize(m["content"].encode(), add_bos=False)) + 5 for m in messages)
+
+
+def run(turns: int, fit: bool) -> tuple[float, float, int]:
+    # Cold: another conversation was read last.
+    first_token([{"role": "user", "content": "Say hello."}], 4)
+    history = conversation(turns)
+    history.append({"role": "user", "content": "Which of these did we talk about first?"})
+    sent = bounded(history)
+    max_tokens = 1024 if fit else 512
+    if fit:
+        sent, _ = LocalModel.fit_history(sent, {"max_tokens": max_tokens})
+    size = prompt_tokens(sent)
+    cold, answer = first_token(sent, max_tokens)
+    if answer.startswith("error"):
+        print(f"  {answer}")
+        return cold, float("nan"), size
+    # The person goes on: the answer and one more question.
+    history += [{"role": "assistant", "content": answer},
+                {"role": "user", "content": "And which one did we talk about last?"}]
+    sent = bounded(history)
+    if fit:
+        sent, _ = LocalModel.fit_history(sent, {"max_tokens": max_tokens})
+    warm, _ = first_token(sent, max_tokens)
+    return cold, warm, size
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--turns", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args(argv)
+    LocalModel.load()
+    result: dict[str, float] = {}
+    for label, fit in (("before", False), ("after", True)):
+        colds, warms = [], []
+        for _ in range(args.runs):
+            cold, warm, size = run(args.turns, fit)
+            colds.append(cold)
+            warms.append(warm)
+            print(f"{label}: prompt {size} tokens, first token {cold:.2f} s, "
+                  f"next turn {warm:.2f} s", flush=True)
+        result[f"{label}_first_s"] = statistics.median(colds)
+        result[f"{label}_next_s"] = statistics.median(warms)
+    print(f"median first token: before {result['before_first_s']:.2f} s, after "
+          f"{result['after_first_s']:.2f} s; the next turn: before "
+          f"{result['before_next_s']:.2f} s, after {result['after_next_s']:.2f} s")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -27,19 +27,17 @@ def test_finished_blocks_stream_as_sanitized_html_and_join_to_the_final_html(ali
     sent = [(i, swap, html) for i, item in enumerate(data)
             for _, swap, html in PARTIAL.findall(item)]
     finished = [html for _, swap, html in sent if swap == "beforebegin"]
-    # Each block as soon as it is finished: the paragraph when the list begins, the list
-    # when the fence begins, the fence at its closing marker, the table and the image's
-    # paragraph at the next line (a block can only end at a new line: only then is the open
-    # text parsed again).
-    assert finished[0] == "<p>Some <strong>bold</strong> words.</p>\n"
-    assert finished[1].startswith("<ul>") and finished[2].startswith("<pre><code")
-    assert finished[3].startswith("<table>") and len(finished) == 4
+    # Every block but the last went as HTML while the answer streamed (tokens that come
+    # within one event's 45 ms may finish two blocks at once: one piece of HTML for both).
+    assert "".join(finished) == answer.html[:answer.html.index("<p>The <em>end")]
+    assert finished[0].startswith("<p>Some <strong>bold</strong> words.</p>\n")
+    assert len(finished) >= 3
     # ... while the last paragraph still streams as text.
     last_block = max(i for i, swap, _ in sent if swap == "beforebegin")
     assert any(i > last_block and swap == "beforeend" for i, swap, _ in sent)
     # The image is a link, streamed and final.
-    assert finished[3].endswith('<p><a href="http://e.example/p.png" '
-                                'rel="noopener noreferrer nofollow">pic</a></p>\n')
+    assert finished[-1].endswith('<p><a href="http://e.example/p.png" '
+                                 'rel="noopener noreferrer nofollow">pic</a></p>\n')
     # What the page was sent, put together, is the final HTML: nothing changes at the end.
     blocks, open_text, _ = replay(data[:-1], message_id)
     assert open_text is None and blocks == answer.html

@@ -238,7 +238,7 @@ def test_readyz_says_whether_migrations_are_current(tmp_path):
         with fresh.app_context():
             upgrade()
         response = client.get("/readyz")
-        assert response.status_code == 200 and response.get_json()["migration"] == "0005"
+        assert response.status_code == 200 and response.get_json()["migration"] == "0007"
         with fresh.app_context():
             from webapp.extensions import db
 
@@ -260,7 +260,7 @@ def test_served_processes_read_the_migration_head_without_alembic(tmp_path):
                             migrations=False)
         assert "migrate" not in served.extensions
         response = served.test_client().get("/readyz")
-        assert response.status_code == 503 and "0005" in response.get_json()["reason"]
+        assert response.status_code == 503 and "0007" in response.get_json()["reason"]
         with served.app_context():
             from webapp.extensions import db
 

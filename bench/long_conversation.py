@@ -10,7 +10,8 @@ timed from the call to the first token, through ``LocalModel`` with greedy decod
 - before: what the app sent until now: the history bounds only (``MAX_HISTORY_MESSAGES`` 40,
   ``MAX_HISTORY_CHARS`` 24000), the old 512-token default answer length;
 - after: the same bounds, then ``LocalModel.fit_history`` (oldest turns dropped to fit the
-  window with room for the answer, 8 at a time), the new 1024-token default.
+  window with room for the answer) and ``align_history`` (cut by steps of 8, so the next
+  turn starts the same way and llama.cpp reuses what it read), the new 1024-token default.
 
 The first question of each run starts cold (another conversation was read last); the second
 is what a person continuing the conversation waits. Prints the prompt size and the times.
@@ -24,6 +25,7 @@ import time
 
 from webapp.config import Config
 from webapp.providers.local import LocalModel
+from webapp.streaming import align_history
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant. Answer briefly."}
 TOPICS = ["lighthouses", "bread", "bicycles", "the moon", "volcanoes", "tea", "chess", "owls",
@@ -45,16 +47,27 @@ def conversation(turns: int) -> list[dict[str, str]]:
     return messages
 
 
-def bounded(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The app's history bounds (as ``history_for``): newest first until either is reached."""
+def bounded(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], int]:
+    """The app's history bounds (as ``history_for``): the newest messages until either bound
+    is reached; and how many were left out."""
     most, budget = Config.MAX_HISTORY_MESSAGES, Config.MAX_HISTORY_CHARS
     kept: list[dict[str, str]] = []
-    for message in reversed(messages[:-1]):
+    for message in reversed(messages):
         if len(kept) == most or (kept and len(message["content"]) > budget):
             break
         budget -= len(message["content"])
         kept.append(message)
-    return [SYSTEM, *reversed(kept), messages[-1]]
+    return [SYSTEM, *reversed(kept)], len(messages) - len(kept)
+
+
+def sent(messages: list[dict[str, str]], fit: bool, max_tokens: int) -> list[dict[str, str]]:
+    """What the model is sent: the bounds only (before), or as ``Generation`` does now: the
+    bounds, the model's window, then cut by steps (after)."""
+    history, skipped = bounded(messages)
+    if not fit:
+        return history
+    history, dropped = LocalModel.fit_history(history, {"max_tokens": max_tokens})
+    return align_history(history, skipped + dropped)[0]
 
 
 def first_token(messages: list[dict[str, str]], max_tokens: int) -> tuple[float, str]:
@@ -84,22 +97,17 @@ def run(turns: int, fit: bool) -> tuple[float, float, int]:
     first_token([{"role": "user", "content": "Say hello."}], 4)
     history = conversation(turns)
     history.append({"role": "user", "content": "Which of these did we talk about first?"})
-    sent = bounded(history)
     max_tokens = 1024 if fit else 512
-    if fit:
-        sent, _ = LocalModel.fit_history(sent, {"max_tokens": max_tokens})
-    size = prompt_tokens(sent)
-    cold, answer = first_token(sent, max_tokens)
+    prompt = sent(history, fit, max_tokens)
+    size = prompt_tokens(prompt)
+    cold, answer = first_token(prompt, max_tokens)
     if answer.startswith("error"):
         print(f"  {answer}")
         return cold, float("nan"), size
     # The person goes on: the answer and one more question.
     history += [{"role": "assistant", "content": answer},
                 {"role": "user", "content": "And which one did we talk about last?"}]
-    sent = bounded(history)
-    if fit:
-        sent, _ = LocalModel.fit_history(sent, {"max_tokens": max_tokens})
-    warm, _ = first_token(sent, max_tokens)
+    warm, _ = first_token(sent(history, fit, max_tokens), max_tokens)
     return cold, warm, size
 
 

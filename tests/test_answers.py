@@ -9,6 +9,7 @@ from tests.test_app import PARTIAL, events, read_stream, replay, rows, start_cha
 from webapp.models import Message
 from webapp.providers.base import drop_oldest
 from webapp.rendering import render_markdown
+from webapp.streaming import align_history
 
 BLOCKS = ["Some **bold** ", "words.\n\n", "- one\n", "- two\n\n", "```python\n", "x = 1\n",
           "```\n\n", "| a | b |\n", "|---|---|\n", "| 1 | 2 |\n\n", "![pic](http://e.example/p.png)",
@@ -100,20 +101,23 @@ def turns(alice, conversation_id, count):
 
 
 def test_turns_left_out_of_the_history_are_counted_in_the_details(alice, app, scripted):
-    app.config["MAX_HISTORY_MESSAGES"] = 3
+    app.config["MAX_HISTORY_MESSAGES"] = 13
     conversation_id, first = start_chat(alice, "first question")
     read_stream(alice, first)
-    turns(alice, conversation_id, 3)
+    turns(alice, conversation_id, 10)
     messages = rows(app, Message, conversation_id=conversation_id)
-    answer = messages[-1]
-    # 7 earlier messages; the bounds let the last 3 through.
-    assert len(scripted.calls[-1]["messages"]) == 3
-    assert answer.history_skipped == 4
+    # The last answer had 21 earlier messages; the bounds let the latest 13 through.
+    assert len(scripted.calls[-1]["messages"]) == 13
+    assert messages[-1].history_skipped == 8
+    # The one before had 19: 13 would leave 6 out; left out by steps of 8 (so that the next
+    # turns start the same way and a model server can reuse what it read), 11 went.
+    assert len(scripted.calls[-2]["messages"]) == 11
+    assert messages[-3].history_skipped == 8
     page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
-    assert "<dt>turns left out</dt><dd>4 earlier" in page
+    assert "<dt>turns left out</dt><dd>8 earlier" in page
     # A short conversation leaves nothing out, and says nothing about it.
     assert messages[1].history_skipped == 0
-    assert page.count("<dt>turns left out</dt>") == 2  # the 3rd and 4th answers
+    assert page.count("<dt>turns left out</dt>") == 4  # from the 8th answer on (15 earlier)
 
 
 def test_turns_the_provider_drops_for_its_context_window_are_counted(alice, app, scripted):
@@ -152,16 +156,17 @@ def test_drop_oldest_keeps_the_system_prompt_and_the_newest(messages, costs, bud
     assert drop_oldest(messages, costs, budget) == (kept, dropped)
 
 
-def test_drop_oldest_by_steps_keeps_the_start_of_the_prompt_for_the_next_turns():
-    conversation = [SYSTEM, *chat(20)]
+def test_a_cut_history_is_cut_by_steps_so_its_start_stays_for_the_next_turns():
+    conversation = [*chat(40)]
     starts = []
-    for n in range(12, 21):  # the conversation grows one message at a time
-        kept, dropped = drop_oldest(conversation[:n + 1], [0] + [10] * n, 60, step=4)
-        assert kept[0] == SYSTEM and kept[-1] == conversation[n] and dropped % 4 == 0
-        assert sum(10 for _ in kept[1:]) <= 60
+    for n in range(20, 41, 2):  # the conversation grows a question and an answer at a time
+        latest = conversation[n - 12:n]  # what the bounds let through: the latest 12
+        kept, skipped = align_history([SYSTEM, *latest], n - 12, step=8)
+        assert kept[0] == SYSTEM and kept[-1] == conversation[n - 1] and skipped % 8 == 0
+        assert kept[1:] == conversation[skipped:n]
         starts.append(kept[1]["content"])
-    # The oldest message kept changes once every 4 turns, not at every turn.
-    assert len(set(starts)) <= 3
-    # Never past the newest message.
-    assert drop_oldest([SYSTEM, *chat(3)], [0, 50, 50, 50], 10, step=8) == \
-        ([SYSTEM, chat(3)[-1]], 2)
+    # The oldest message sent changes once every 4 turns, not at every turn.
+    assert sum(a != b for a, b in zip(starts[:-1], starts[1:], strict=True)) == 3
+    # Nothing cut: nothing more is; never past the newest message.
+    assert align_history([SYSTEM, *chat(3)], 0) == ([SYSTEM, *chat(3)], 0)
+    assert align_history([SYSTEM, *chat(3)], 1, step=8) == ([SYSTEM, chat(3)[-1]], 3)

@@ -276,6 +276,28 @@ def history_for(message_id: int, conversation_id: int, system: str,
     return ([{"role": "system", "content": system}] if system else []) + turns, skipped
 
 
+#: A conversation cut to fit is cut by multiples of this many messages (see ``align_history``).
+HISTORY_STEP = 8
+
+
+def align_history(messages: list[dict[str, str]], skipped: int,
+                  step: int = HISTORY_STEP) -> tuple[list[dict[str, str]], int]:
+    """``messages`` (the history sent, ``skipped`` earlier ones already left out) with a few
+    more of the oldest left out, so that the number left out is a multiple of ``step``; the
+    system prompt and the newest message stay. Returns them and the new number left out.
+
+    A model server reuses what it read of the previous prompt as far as the new one starts the
+    same (llama.cpp does, so do hosted APIs' prompt caches). Cutting a long conversation to its
+    latest turns moves its start at every turn, and the whole of it is read again each time;
+    cut by steps, its start stays the same for several turns and only the new turns are read.
+    """
+    if not skipped or skipped % step == 0:
+        return messages, skipped
+    start = 1 if messages and messages[0].get("role") == "system" else 0
+    extra = min(-skipped % step, max(len(messages) - start - 1, 0))
+    return messages[:start] + messages[start + extra:], skipped + extra
+
+
 def job_for(message_id: int, conversation_id: int, provider: str | None, model: str | None,
             stored: dict[str, Any] | None, config: dict[str, Any]) -> Job:
     """The job of an answer that is already claimed, from its row's values (in the caller's
@@ -359,7 +381,7 @@ class Generation:
             # Within the model's context window: oldest turns dropped first (the system
             # prompt and the newest message kept), counted with those the bounds left out.
             messages, dropped = provider.fit_history(job.messages, job.params)
-            self.outcome.skipped = job.skipped + dropped
+            messages, self.outcome.skipped = align_history(messages, job.skipped + dropped)
             tokens = provider.create_completion(job.model, messages, True,
                                                 cancel=self.cancel, **job.params)
             try:

@@ -205,15 +205,13 @@ def check_messages(messages: Any, provider: str) -> None:
                                 provider=provider)
 
 
-def drop_oldest(messages: list[dict[str, str]], costs: list[int], budget: int, step: int = 1
+def drop_oldest(messages: list[dict[str, str]], costs: list[int], budget: int
                 ) -> tuple[list[dict[str, str]], int]:
     """``messages`` without their oldest turns, so that their ``costs`` add up to at most
     ``budget``; returns the messages kept and how many were dropped.
 
     The leading system prompt and the newest message are always kept (even if they alone are
-    over the budget: the model then says the prompt is too long, which is the truth). With
-    ``step``, turns are dropped by multiples of ``step`` (never past the newest message), so
-    that the next few turns of a conversation start the same way as this one.
+    over the budget: the model then says the prompt is too long, which is the truth).
     """
     start = 1 if messages and messages[0].get("role") == "system" else 0
     total = sum(costs)
@@ -221,8 +219,6 @@ def drop_oldest(messages: list[dict[str, str]], costs: list[int], budget: int, s
     while total > budget and first < len(messages) - 1:
         total -= costs[first]
         first += 1
-    if first > start and step > 1:
-        first = min(start + -(-(first - start) // step) * step, len(messages) - 1)
     return messages[:start] + messages[first:], first - start
 
 

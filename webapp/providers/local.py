@@ -30,8 +30,6 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: when there is none, the assistant's opening).
 _MESSAGE_TOKENS = 8
 _TEMPLATE_TOKENS = 48
-#: Turns dropped from a long conversation at a time (see ``LocalModel.fit_history``).
-_DROP_STEP = 8
 
 
 def bundled_model_path() -> Path | None:
@@ -154,10 +152,7 @@ class LocalModel(AbstractProvider):
         costs = offload(lambda: [len(llama.tokenize(m["content"].encode("utf-8", "replace"),
                                                     add_bos=False, special=False))
                                  + _MESSAGE_TOKENS for m in messages])
-        # Dropped 8 at a time: llama.cpp reuses what it read of the previous prompt as far as
-        # the new one starts the same, so a conversation whose oldest turn went at every new
-        # one would be read again whole each time; this way most turns read only what is new.
-        return drop_oldest(messages, costs, budget, _DROP_STEP)
+        return drop_oldest(messages, costs, budget)
 
     @classmethod
     def create_completion(cls, model: str, messages: list[dict[str, str]], stream: bool,

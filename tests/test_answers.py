@@ -157,16 +157,18 @@ def test_drop_oldest_keeps_the_system_prompt_and_the_newest(messages, costs, bud
 
 
 def test_a_cut_history_is_cut_by_steps_so_its_start_stays_for_the_next_turns():
-    conversation = [*chat(40)]
+    conversation = [*chat(60)]
     starts = []
-    for n in range(20, 41, 2):  # the conversation grows a question and an answer at a time
-        latest = conversation[n - 12:n]  # what the bounds let through: the latest 12
-        kept, skipped = align_history([SYSTEM, *latest], n - 12, step=8)
+    for n in range(40, 61, 2):  # the conversation grows a question and an answer at a time
+        latest = conversation[n - 32:n]  # what the bounds let through: the latest 32
+        kept, skipped = align_history([SYSTEM, *latest], n - 32, step=8)
         assert kept[0] == SYSTEM and kept[-1] == conversation[n - 1] and skipped % 8 == 0
         assert kept[1:] == conversation[skipped:n]
         starts.append(kept[1]["content"])
     # The oldest message sent changes once every 4 turns, not at every turn.
     assert sum(a != b for a, b in zip(starts[:-1], starts[1:], strict=True)) == 3
-    # Nothing cut: nothing more is; never past the newest message.
+    # Nothing cut: nothing more is; never more than a quarter of what is sent.
     assert align_history([SYSTEM, *chat(3)], 0) == ([SYSTEM, *chat(3)], 0)
-    assert align_history([SYSTEM, *chat(3)], 1, step=8) == ([SYSTEM, chat(3)[-1]], 3)
+    assert align_history([SYSTEM, *chat(3)], 1, step=8) == ([SYSTEM, *chat(3)], 1)
+    assert align_history(chat(9), 6, step=8) == (chat(9)[2:], 8)
+    assert align_history(chat(8), 6, step=8) == (chat(8), 6)

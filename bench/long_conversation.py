@@ -4,8 +4,8 @@ history to the context window.
     .venv/bin/python -m bench.long_conversation [--turns 50] [--runs 2]
 
 A conversation of ``--turns`` exchanges (a question and a short answer each) gets one more
-question, then another after the model's answer (the same conversation going on). Each is
-timed from the call to the first token, through ``LocalModel`` with greedy decoding:
+question, then four more, each after the model's answer (the same conversation going on).
+Each is timed from the call to the first token, through ``LocalModel`` with greedy decoding:
 
 - before: what the app sent until now: the history bounds only (``MAX_HISTORY_MESSAGES`` 40,
   ``MAX_HISTORY_CHARS`` 24000), the old 512-token default answer length;
@@ -13,8 +13,9 @@ timed from the call to the first token, through ``LocalModel`` with greedy decod
   window with room for the answer) and ``align_history`` (cut by steps of 8, so the next
   turn starts the same way and llama.cpp reuses what it read), the new 1024-token default.
 
-The first question of each run starts cold (another conversation was read last); the second
-is what a person continuing the conversation waits. Prints the prompt size and the times.
+The first question of each run starts cold (another conversation was read last); the next
+four (their median) are what a person continuing the conversation waits. Prints the prompt
+size and the times.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from webapp.providers.local import LocalModel
 from webapp.streaming import align_history
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant. Answer briefly."}
+NEXT = ["And which one did we talk about last?", "Which was the most useful?",
+        "Which one would a child like?", "Thank you. Which one is the oldest?"]
 TOPICS = ["lighthouses", "bread", "bicycles", "the moon", "volcanoes", "tea", "chess", "owls",
           "rivers", "glass", "maps", "bees", "clocks", "salt", "kites", "paper", "snow"]
 
@@ -104,11 +107,14 @@ def run(turns: int, fit: bool) -> tuple[float, float, int]:
     if answer.startswith("error"):
         print(f"  {answer}")
         return cold, float("nan"), size
-    # The person goes on: the answer and one more question.
-    history += [{"role": "assistant", "content": answer},
-                {"role": "user", "content": "And which one did we talk about last?"}]
-    warm, _ = first_token(sent(history, fit, max_tokens), max_tokens)
-    return cold, warm, size
+    # The person goes on: the answer and one more question, four times.
+    warms = []
+    for question in NEXT:
+        history += [{"role": "assistant", "content": answer},
+                    {"role": "user", "content": question}]
+        warm, answer = first_token(sent(history, fit, max_tokens), max_tokens)
+        warms.append(warm)
+    return cold, statistics.median(warms), size
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -125,11 +131,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             colds.append(cold)
             warms.append(warm)
             print(f"{label}: prompt {size} tokens, first token {cold:.2f} s, "
-                  f"next turn {warm:.2f} s", flush=True)
+                  f"next turns {warm:.2f} s (median)", flush=True)
         result[f"{label}_first_s"] = statistics.median(colds)
         result[f"{label}_next_s"] = statistics.median(warms)
     print(f"median first token: before {result['before_first_s']:.2f} s, after "
-          f"{result['after_first_s']:.2f} s; the next turn: before "
+          f"{result['after_first_s']:.2f} s; the next turns: before "
           f"{result['before_next_s']:.2f} s, after {result['after_next_s']:.2f} s")
     return result
 

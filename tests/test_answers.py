@@ -101,23 +101,25 @@ def turns(alice, conversation_id, count):
 
 
 def test_turns_left_out_of_the_history_are_counted_in_the_details(alice, app, scripted):
-    app.config["MAX_HISTORY_MESSAGES"] = 13
+    app.config["MAX_HISTORY_MESSAGES"] = 20
     conversation_id, first = start_chat(alice, "first question")
     read_stream(alice, first)
-    turns(alice, conversation_id, 10)
-    messages = rows(app, Message, conversation_id=conversation_id)
-    # The last answer had 21 earlier messages; the bounds let the latest 13 through.
-    assert len(scripted.calls[-1]["messages"]) == 13
-    assert messages[-1].history_skipped == 8
-    # The one before had 19: 13 would leave 6 out; left out by steps of 8 (so that the next
-    # turns start the same way and a model server can reuse what it read), 11 went.
-    assert len(scripted.calls[-2]["messages"]) == 11
-    assert messages[-3].history_skipped == 8
+    turns(alice, conversation_id, 13)
+    answers = [m for m in rows(app, Message, conversation_id=conversation_id)
+               if m.role == "assistant"]
+    # The last answer had 27 earlier messages: the bounds let the latest 20 through, and 7
+    # left out become 8 (by steps of 8, so that the next turns start the same way and a
+    # model server can reuse what it read).
+    assert len(scripted.calls[-1]["messages"]) == 19
+    assert answers[-1].history_skipped == 8
+    # The one before had 25: 5 left out become 8.
+    assert len(scripted.calls[-2]["messages"]) == 17 and answers[-2].history_skipped == 8
+    assert len(scripted.calls[-3]["messages"]) == 15 and answers[-3].history_skipped == 8
     page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
     assert "<dt>turns left out</dt><dd>8 earlier" in page
     # A short conversation leaves nothing out, and says nothing about it.
-    assert messages[1].history_skipped == 0
-    assert page.count("<dt>turns left out</dt>") == 4  # from the 8th answer on (15 earlier)
+    assert answers[0].history_skipped == 0
+    assert page.count("<dt>turns left out</dt>") == 4  # from the 11th answer on (21 earlier)
 
 
 def test_turns_the_provider_drops_for_its_context_window_are_counted(alice, app, scripted):
@@ -170,5 +172,5 @@ def test_a_cut_history_is_cut_by_steps_so_its_start_stays_for_the_next_turns():
     # Nothing cut: nothing more is; never more than a quarter of what is sent.
     assert align_history([SYSTEM, *chat(3)], 0) == ([SYSTEM, *chat(3)], 0)
     assert align_history([SYSTEM, *chat(3)], 1, step=8) == ([SYSTEM, *chat(3)], 1)
-    assert align_history(chat(9), 6, step=8) == (chat(9)[2:], 8)
-    assert align_history(chat(8), 6, step=8) == (chat(8), 6)
+    assert align_history(chat(10), 6, step=8) == (chat(10)[2:], 8)
+    assert align_history(chat(9), 6, step=8) == (chat(9), 6)

@@ -284,8 +284,8 @@ def align_history(messages: list[dict[str, str]], skipped: int,
                   step: int = HISTORY_STEP) -> tuple[list[dict[str, str]], int]:
     """``messages`` (the history sent, ``skipped`` earlier ones already left out) with a few
     more of the oldest left out, so that the number left out is a multiple of ``step``, unless
-    that would take more than a quarter of them; the system prompt and the newest message
-    stay. Returns them and the new number left out.
+    fewer than ``step`` would be left; the system prompt and the newest message stay.
+    Returns them and the new number left out.
 
     A model server reuses what it read of the previous prompt as far as the new one starts the
     same (llama.cpp does, so do hosted APIs' prompt caches). Cutting a long conversation to its
@@ -296,7 +296,7 @@ def align_history(messages: list[dict[str, str]], skipped: int,
         return messages, skipped
     start = 1 if messages and messages[0].get("role") == "system" else 0
     extra = -skipped % step
-    if extra > (len(messages) - start - 1) // 4:
+    if len(messages) - start - extra < step:
         return messages, skipped  # a short history is worth more whole than cached
     return messages[:start] + messages[start + extra:], skipped + extra
 

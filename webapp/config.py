@@ -79,7 +79,7 @@ class Config:
     LOCAL_MODEL_PATH = ""
     LOCAL_N_CTX = 2048
     LOCAL_THREADS = 0
-    LOCAL_MAX_TOKENS = 512
+    LOCAL_MAX_TOKENS = 1024
 
     # Security headers (Flask-Talisman): HTTPS redirects are the proxy's job.
     FORCE_HTTPS = False

@@ -26,6 +26,18 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('messages', schema=None) as batch_op:
+    # Dropping columns makes batch mode rebuild the table on SQLite: keep what 0006 gave it
+    # (AUTOINCREMENT) and make its triggers (the full-text search index's) again from their
+    # text, or search would stop indexing new messages.
+    bind = op.get_bind()
+    triggers = []
+    if bind.dialect.name == 'sqlite':
+        triggers = bind.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages'"
+        ).scalars().all()
+    with op.batch_alter_table('messages', schema=None,
+                              table_kwargs={'sqlite_autoincrement': True}) as batch_op:
         batch_op.drop_column('history_skipped')
         batch_op.drop_column('finish_reason')
+    for sql in triggers:
+        bind.exec_driver_sql(sql)

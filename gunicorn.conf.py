@@ -26,6 +26,23 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 
 
+def address_to_open(listener) -> str:
+    """The URL a person opens in a browser for one of gunicorn's listening sockets."""
+    name = listener.getsockname() if hasattr(listener, "getsockname") else str(listener)
+    if isinstance(name, str):  # a unix socket: for the reverse proxy, not for a browser
+        return f"unix:{name} (put a reverse proxy in front, see docs/self-hosting.md)"
+    host, port = name[0], name[1]
+    if host in ("0.0.0.0", "::"):  # every interface: any of this machine's addresses
+        return f"http://<this machine's address>:{port}/ (http://127.0.0.1:{port}/ from here)"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def when_ready(server):
+    """Once the app is serving, say where to open it (GUNICORN_BIND changes the address)."""
+    for listener in server.LISTENERS:
+        # Printed, not logged: it shows whatever GUNICORN_LOGLEVEL is.
+        print(f"Equing Chat is ready: open {address_to_open(listener)}", flush=True)
+
 
 def _stop_running_answers(wait: float) -> None:
     try:

@@ -142,7 +142,7 @@ def test_search_titles_and_content(alice, app):
     assert "Recipes" not in html
     titles = alice.get("/search?q=recipes", headers={"HX-Request": "true"}).get_data(
         as_text=True)
-    assert "Recipes for dinner" in titles and "<html" not in titles
+    assert "<mark>Recipes</mark> for dinner" in titles and "<html" not in titles
     # Words in answers are found too, and operators in the query are only words.
     assert "Recipes for dinner" in alice.get("/search?q=world").get_data(as_text=True)
     for query in ('"unbalanced', "AND OR NOT", "a*b:c", "NEAR(", "'; drop table"):

@@ -55,6 +55,9 @@ def create_app(test_config: dict[str, Any] | None = None, migrations: bool = Tru
     extensions.sqlite_busy_timeout_ms = int(app.config["SQLITE_BUSY_TIMEOUT_MS"])
     db.init_app(app)
     if migrations:
+        # Importing Alembic logs seven INFO lines, printed before every `flask` command's own
+        # output; only `flask db` should speak of migrations (migrations/env.py sets its logging).
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         from flask_migrate import Migrate
 
         Migrate(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)

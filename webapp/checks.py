@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Settings that must be whole numbers of at least the given value.
 _INTEGERS = {"MAX_CONTENT_LENGTH": 1024, "MAX_MESSAGE_CHARS": 1, "MAX_HISTORY_MESSAGES": 1,
              "MAX_HISTORY_CHARS": 1, "CONVERSATIONS_PER_PAGE": 1, "SQLITE_BUSY_TIMEOUT_MS": 0,
-             "TRUSTED_PROXIES": 0, "STREAMS_PER_USER": 1}
+             "TRUSTED_PROXIES": 0, "STREAMS_PER_USER": 1, "SIGN_IN_FAILURE_LIMIT": 1,
+             "SIGN_IN_FAILURE_WINDOW_SECONDS": 1}
 #: Settings that must be positive numbers of seconds or milliseconds.
 _NUMBERS = ("STREAM_COALESCE_MS", "STREAM_KEEPALIVE_SECONDS", "STREAM_SAVE_SECONDS",
             "STREAM_STALE_SECONDS")
@@ -106,8 +107,20 @@ def database_revision(engine) -> str | None:
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def live_checks(app) -> list[tuple[bool, str]]:
-    """Connect to what the configuration names; ``(ok, what)`` for each check."""
+def gunicorn_workers() -> int:
+    """How many workers ``gunicorn -c gunicorn.conf.py`` starts with this environment
+    (GUNICORN_WORKERS, else the shipped config's default), read by running the config file."""
+    import runpy
+
+    try:
+        return int(runpy.run_path(str(ROOT / "gunicorn.conf.py")).get("workers", 1))
+    except Exception:  # noqa: BLE001 - a broken config is gunicorn's to report; assume one
+        return 1
+
+
+def live_checks(app) -> list[tuple[bool | None, str]]:
+    """Connect to what the configuration names; ``(ok, what)`` for each check, with ``ok``
+    None for a note (worth knowing, not wrong)."""
     from .extensions import db
 
     results: list[tuple[bool, str]] = []
@@ -130,6 +143,15 @@ def live_checks(app) -> list[tuple[bool, str]]:
                 results.append((True, f"rate-limit storage answers ({storage})"))
             except Exception as exc:  # noqa: BLE001
                 results.append((False, f"rate-limit storage {storage} does not answer: {exc}"))
+        workers = gunicorn_workers()
+        if storage.startswith("memory") and app.config.get("RATELIMIT_ENABLED", True) \
+                and workers > 1:
+            results.append((None, f"RATELIMIT_STORAGE_URI={storage} counts in each of the "
+                                  f"{workers} gunicorn workers alone: LOGIN_RATE_LIMIT and "
+                                  f"MESSAGE_RATE_LIMIT let up to {workers} times their number "
+                                  f"through (failed sign-ins, SIGN_IN_FAILURE_LIMIT, are counted "
+                                  f"in the database and hold); use redis://host:port for "
+                                  f"limits every worker shares"))
         registry = app.extensions["providers"]
         if "local" in registry:
             try:

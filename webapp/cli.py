@@ -124,8 +124,8 @@ def check():
         raise click.ClickException(str(exc)) from None
     failed = False
     for ok, what in live_checks(app):
-        click.echo(f"{'ok' if ok else 'problem'}: {what}")
-        failed = failed or not ok
+        click.echo(f"{'note' if ok is None else 'ok' if ok else 'problem'}: {what}")
+        failed = failed or ok is False
     if failed:
         raise SystemExit(1)
 

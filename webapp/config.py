@@ -25,6 +25,10 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     LOGIN_RATE_LIMIT = "10 per minute"
+    # Failed sign-ins allowed per account and per address in the window, counted in the
+    # database (shared by every worker, unlike LOGIN_RATE_LIMIT's memory:// counters).
+    SIGN_IN_FAILURE_LIMIT = 10
+    SIGN_IN_FAILURE_WINDOW_SECONDS = 900
 
     # Database: SQLite in the instance folder unless DATABASE_URL is set.
     SQLALCHEMY_DATABASE_URI = ""

@@ -12,6 +12,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
 
+#: Table option for tables whose ids are seen by people (in links, bookmarks, exports): SQLite's
+#: AUTOINCREMENT never hands out the id of a deleted row again, so an old link cannot open
+#: someone else's newer conversation. PostgreSQL's sequences never reuse ids anyway.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
 
 def utcnow() -> datetime:
     """Now, in UTC, without tzinfo (stored the same way by SQLite and PostgreSQL)."""
@@ -22,6 +27,7 @@ class User(UserMixin, db.Model):
     """A person with an account."""
 
     __tablename__ = "users"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -82,7 +88,8 @@ class Conversation(db.Model):
     """One chat: a title and its messages, owned by one person."""
 
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
+    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),
+                      NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -118,6 +125,7 @@ class Share(db.Model):
     """A read-only link to a snapshot of a conversation, as it was when shared."""
 
     __tablename__ = "shares"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: The secret in the link: 32 random bytes, URL-safe (256 bits).
@@ -151,7 +159,8 @@ class Message(db.Model):
     """A user's message or an assistant's answer, with how and when it was generated."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_conversation_id", "conversation_id", "id"),)
+    __table_args__ = (Index("ix_messages_conversation_id", "conversation_id", "id"),
+                      NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
@@ -195,3 +204,22 @@ class Message(db.Model):
         """``select()`` of one message if, and only if, ``user_id`` owns its conversation."""
         return (select(Message).join(Conversation)
                 .where(Message.id == message_id, Conversation.user_id == user_id))
+
+
+class SignInFailure(db.Model):
+    """A failed sign-in (or one being checked), counted per account and per address.
+
+    Kept in the database, not in the workers' memory, so that every worker and every server
+    counts the same failures; rows older than the window are deleted as new ones come.
+    """
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_account_created", "account", "created_at"),
+                      Index("ix_sign_in_failures_address_created", "address", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The username as typed (known or not: unknown names are counted the same way).
+    account: Mapped[str] = mapped_column(String(64))
+    #: The client's address as the app sees it (behind TRUSTED_PROXIES, the forwarded one).
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -27,11 +27,24 @@ class Hit:
     conversation_id: int
     title: str
     snippet: Markup
+    #: The title, escaped, with the searched words marked.
+    title_html: Markup = Markup("")
 
 
 def _highlight(snippet: str) -> Markup:
     escaped = str(escape(snippet))
     return Markup(escaped.replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>"))  # noqa: S704
+
+
+def mark_words(text_: str, q: str) -> Markup:
+    """``text_`` escaped, with each case-insensitive occurrence of a word of ``q`` in
+    ``<mark>`` (for titles, which the full-text index does not cover)."""
+    text_ = text_.replace(_OPEN, "").replace(_CLOSE, "")
+    words = sorted({w for w in q.split() if w}, key=len, reverse=True)
+    if not words:
+        return escape(text_)
+    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+    return _highlight(pattern.sub(lambda m: _OPEN + m.group(0) + _CLOSE, text_))
 
 
 def fts5_query(q: str) -> str:
@@ -115,4 +128,6 @@ def search(user_id: int, q: str) -> list[Hit]:
             hit.snippet = _highlight(snippet)
         if len(hits) >= LIMIT:
             break
+    for hit in hits.values():
+        hit.title_html = mark_words(hit.title, q)
     return list(hits.values())

@@ -12,25 +12,152 @@
     evt.detail.ctx.request.headers["X-CSRFToken"] = csrfToken();
   });
 
-  // Enter sends, Shift+Enter is a new line (not while composing with an IME).
+  function composerBox() { return document.getElementById("content"); }
+
+  // Focus goes back to the composer when the control that had it is gone or disabled (Send
+  // while the request runs, Stop when its answer is replaced), never to <body>.
+  function refocusComposer() {
+    var box = composerBox();
+    var active = document.activeElement;
+    if (box && (!active || active === document.body || !active.isConnected || active.disabled ||
+                active.closest("#composer, .msg-actions"))) {
+      box.focus();
+    }
+  }
+
+  // The Stop form of the answer being written now, if there is one.
+  function runningStop() {
+    var forms = document.querySelectorAll("#messages .msg-assistant .msg-actions:not(.retry)");
+    return forms.length ? forms[forms.length - 1] : null;
+  }
+
+  var sending = false;  // a message is on its way: Enter must not send it twice
+
   document.addEventListener("keydown", function (evt) {
     var box = evt.target;
-    if (box.id !== "content" || evt.key !== "Enter" || evt.shiftKey || evt.isComposing) return;
+    if (box.id !== "content" || evt.isComposing) return;
+    // Esc in the composer stops the answer being written (its Stop button does the same).
+    if (evt.key === "Escape") {
+      var stop = runningStop();
+      if (stop) {
+        evt.preventDefault();
+        stop.requestSubmit();
+      }
+      return;
+    }
+    // Enter sends, Shift+Enter is a new line (not while composing with an IME).
+    if (evt.key !== "Enter" || evt.shiftKey) return;
     evt.preventDefault();
-    if (box.value.trim()) box.form.requestSubmit();
+    if (box.value.trim() && !sending) box.form.requestSubmit();
   });
 
-  // After a message is accepted, empty the composer; on an error keep the text.
-  document.addEventListener("htmx:after:request", function (evt) {
-    var ctx = evt.detail.ctx;
+  function fromComposer(evt) {
+    var ctx = evt.detail && evt.detail.ctx;
     var form = ctx && ctx.sourceElement;
-    if (!form || form.id !== "composer" || !ctx.response) return;
-    if (ctx.response.status === 200) {
-      form.reset();
+    return form && form.id === "composer" ? ctx : null;
+  }
+
+  document.addEventListener("htmx:before:request", function (evt) {
+    if (fromComposer(evt)) sending = true;
+  });
+
+  // A message is accepted when its request succeeds. An answer that streams in the same
+  // response never fires htmx:after:request (the SSE extension takes the response over):
+  // htmx:finally:request comes once the first event (the turn) has been swapped in, for a
+  // stream and a plain answer alike. Accepted: empty the composer and clear an old error; an
+  // error keeps the text. Either way the composer keeps the focus.
+  document.addEventListener("htmx:finally:request", function (evt) {
+    var ctx = fromComposer(evt);
+    if (!ctx) {
+      var source = evt.detail && evt.detail.ctx && evt.detail.ctx.sourceElement;
+      if (source && source.closest && source.closest(".msg-actions")) refocusComposer();
+      return;
+    }
+    sending = false;
+    var status = ctx.response ? ctx.response.status : 0;
+    if (status >= 200 && status < 300) {
+      var box = composerBox();
+      if (box) box.value = "";  // not form.reset(): that would bring back a refused draft
       var error = document.getElementById("composer-error");
       if (error) error.textContent = "";
       var welcome = document.querySelector(".welcome");
       if (welcome) welcome.remove();
+    }
+    refocusComposer();
+  });
+
+  // An answer's bubble is replaced when it ends: if its Stop button had the focus, the
+  // focus would fall to <body>.
+  document.addEventListener("focusout", function (evt) {
+    var from = evt.target;
+    if (!from.closest || !from.closest(".msg-actions")) return;
+    setTimeout(function () {
+      if (!from.isConnected && document.activeElement === document.body) refocusComposer();
+    }, 0);
+  });
+
+  // -- The sidebar: a drawer on a phone ------------------------------------------------------
+  function drawerOpen() { return document.body.classList.contains("sidebar-open"); }
+
+  function setDrawer(open, restoreFocus) {
+    var toggle = document.querySelector(".menu-toggle");
+    var sidebar = document.getElementById("sidebar");
+    if (!toggle || !sidebar) return;
+    document.body.classList.toggle("sidebar-open", open);
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) sidebar.focus();
+    else if (restoreFocus) toggle.focus();
+  }
+
+  // The drawer only exists while the toggle is shown (narrow screens).
+  function isDrawer() {
+    var toggle = document.querySelector(".menu-toggle");
+    return !!toggle && toggle.offsetParent !== null;
+  }
+
+  document.addEventListener("click", function (evt) {
+    var target = evt.target;
+    if (target.closest(".menu-toggle")) {
+      setDrawer(!drawerOpen(), true);
+    } else if (drawerOpen() && target.closest(".backdrop")) {
+      setDrawer(false, true);
+    } else if (drawerOpen() && target.closest("#sidebar a[href]")) {
+      // Choosing a conversation closes the drawer (also for the page kept by Back).
+      setDrawer(false, false);
+    }
+  });
+
+  // -- Search as you type --------------------------------------------------------------------
+  function clearSearch(box) {
+    box.value = "";
+    var results = document.getElementById("search-results");
+    if (results) results.innerHTML = "";
+  }
+
+  document.addEventListener("input", function (evt) {
+    // An emptied box brings the list back at once (no request, no wait).
+    if (evt.target.id === "q" && !evt.target.value.trim()) clearSearch(evt.target);
+  });
+
+  // A late answer for a query that has since been emptied must not hide the list again.
+  document.addEventListener("htmx:before:swap", function (evt) {
+    var ctx = evt.detail && evt.detail.ctx;
+    var box = document.getElementById("q");
+    if (ctx && ctx.sourceElement === box && box && !box.value.trim()) evt.preventDefault();
+  });
+
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Escape" || evt.isComposing) return;
+    var target = evt.target;
+    // Esc in a search with text empties it first; the next Esc closes the drawer.
+    if (target.id === "q" && target.value) {
+      evt.preventDefault();
+      clearSearch(target);
+      return;
+    }
+    if (drawerOpen() && isDrawer()) {
+      evt.preventDefault();
+      setDrawer(false, true);
     }
   });
 
@@ -63,13 +190,6 @@
     if (messages) {
       new MutationObserver(follow).observe(messages, { childList: true, subtree: true, characterData: true });
       follow();
-    }
-    var toggle = document.querySelector(".menu-toggle");
-    if (toggle) {
-      toggle.addEventListener("click", function () {
-        var open = document.body.classList.toggle("sidebar-open");
-        toggle.setAttribute("aria-expanded", open ? "true" : "false");
-      });
     }
   });
 })();

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+from functools import cache
 
 from flask import (
     Blueprint,
@@ -16,9 +18,11 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db, limiter, login_manager
 from ..models import User, UserSettings
+from . import failures
 from .forms import LoginForm, SignupForm
 
 bp = Blueprint("auth", __name__)
@@ -57,11 +61,33 @@ def create_user(username: str, password: str, *, is_admin: bool = False) -> User
     return user
 
 
+#: ASCII whitespace and control characters: browsers drop them from a URL before reading it, so
+#: ``/<TAB>/evil.example`` is followed as ``//evil.example``, another site.
+_INVISIBLE = re.compile(r"[\x00-\x20\x7f]")
+
+
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths are followed after sign-in (no open redirects)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Where to go after sign-in: ``target`` if it is a path on this site (one leading ``/``,
+    not ``//`` or ``/\\``, nothing a browser would drop), else the home page."""
+    if (target and not _INVISIBLE.search(target) and target.startswith("/")
+            and not target.startswith("//") and "\\" not in target):
         return target
     return url_for("chat.index")
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash made the way ``User.set_password`` makes them, of a password nobody knows."""
+    return generate_password_hash(secrets.token_hex(16))
+
+
+def _password_matches(user: User | None, password: str) -> bool:
+    """Whether ``password`` is ``user``'s; an unknown name costs the same hashing as a known one,
+    so the time of an answer does not tell which names have accounts."""
+    if user is None:
+        check_password_hash(_dummy_hash(), password)
+        return False
+    return user.check_password(password)
 
 
 def _sign_in(user: User, remember: bool = False) -> None:
@@ -103,8 +129,18 @@ def login():
         return redirect(url_for("chat.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = db.session.scalar(User.by_username(form.username.data.strip()))
-        if user is not None and user.check_password(form.password.data):
+        username = form.username.data.strip()
+        attempt = failures.begin(username)
+        if isinstance(attempt, failures.Refusal):
+            form.password.errors.append(attempt.message)
+            response = current_app.make_response((render_template(
+                "auth/login.html", form=form, signup_open=current_app.config["SIGNUP_OPEN"]),
+                429))
+            response.headers["Retry-After"] = str(attempt.retry_after)
+            return response
+        user = db.session.scalar(User.by_username(username))
+        if _password_matches(user, form.password.data):
+            failures.succeeded(attempt)
             target = _safe_next(request.args.get("next"))
             _sign_in(user, remember=form.remember.data)
             return redirect(target)

@@ -32,6 +32,7 @@ from ..streaming import (
     short_session,
     stops,
 )
+from .sidebar import conversation_list_after, conversation_list_oob
 from .turns import TurnError, retry_answer, start_turn
 
 bp = Blueprint("chat", __name__)
@@ -144,13 +145,15 @@ def _turn_response(conversation: Conversation | None, content: str):
         response.headers["HX-Redirect"] = url_for("chat.conversation",
                                                   conversation_id=conversation.id)
         return response
+    # The conversation moved to the top of the sidebar: the list follows out of band.
+    sidebar = conversation_list_oob(current_user.id, conversation.id)
     if live:
         app = current_app._get_current_object()
         job = job_for(answer.id, answer.conversation_id, answer.provider, answer.model,
                       answer.params, app.config)
         turn = render_template("_turn.html", messages=[user_message, answer], live=True)
-        return answer_stream(app, answer.id, job, first=turn)
-    response = Response(render_template("_turn.html", messages=[user_message, answer]))
+        return answer_stream(app, answer.id, job, first=turn + sidebar)
+    response = Response(render_template("_turn.html", messages=[user_message, answer]) + sidebar)
     response.headers["Vary"] = "HX-Request, Accept"
     return response
 
@@ -231,7 +234,8 @@ def answer_stream(app, message_id: int, job: Job | None = None, first: str | Non
             source.close()
         with short_session(app) as session:
             final = session.get(Message, message_id)
-            yield sse_data(str(render(final, oob=True)))
+            # (ux) The sidebar list follows the finished turn, out of band.
+            yield sse_data(str(render(final, oob=True)) + conversation_list_after(final))
 
     response = Response(stream_with_context(events()), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"

@@ -31,7 +31,7 @@ from ..models import (
 )
 from ..rendering import render_markdown
 from ..search import search as run_search
-from ..settings import save_conversation_settings
+from ..settings import conversation_settings_fragment, save_conversation_settings
 
 bp = Blueprint("manage", __name__)
 
@@ -97,10 +97,8 @@ def conversation_settings(conversation_id: int):
     """Give a conversation its own generation settings (from its next answer on)."""
     conversation = owned(conversation_id)
     form, saved = save_conversation_settings(conversation)
-    action = url_for("manage.conversation_settings", conversation_id=conversation.id)
-    if is_htmx():
-        return render_template("settings/_form.html", form=form, saved=saved, action=action,
-                               form_id="chat-settings"), 200 if saved else 422
+    if is_htmx():  # the form, and the "Chat settings •" mark out of band
+        return conversation_settings_fragment(conversation, form, saved), 200 if saved else 422
     if saved:
         flash("This chat's settings are saved; the next answer uses them.", "ok")
         return back(conversation, "chat-settings")
@@ -116,6 +114,8 @@ def reset_settings(conversation_id: int):
     conversation = owned(conversation_id)
     conversation.settings = None
     db.session.commit()
+    if is_htmx():  # a fresh form, and the "Chat settings •" mark out of band
+        return conversation_settings_fragment(conversation)
     flash("This chat uses your default settings again.", "ok")
     return back(conversation, "chat-settings")
 

@@ -6,6 +6,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    get_template_attribute,
     redirect,
     render_template,
     request,
@@ -80,3 +81,20 @@ def save_conversation_settings(conversation) -> tuple[GenerationForm, bool]:
                              if name in FIELDS}
     db.session.commit()
     return form, True
+
+
+def conversation_settings_fragment(conversation, form: GenerationForm | None = None,
+                                   saved: bool = False) -> str:
+    """For htmx: the conversation's settings form (``form``, or a fresh one from what it now
+    uses) plus, out of band, the "Chat settings •" mark and the hint with its reset button, so
+    the page agrees with the database after a save or a reset without a reload."""
+    if form is None:
+        form = GenerationForm(formdata=None, data=effective(current_user, conversation))
+        form.set_choices(current_app.extensions["providers"])
+    html = render_template("settings/_form.html", form=form, saved=saved,
+                           action=url_for("manage.conversation_settings",
+                                          conversation_id=conversation.id),
+                           form_id="chat-settings-form")
+    mark = get_template_attribute("_chat_settings_state.html", "mark")
+    state = get_template_attribute("_chat_settings_state.html", "state")
+    return html + str(mark(conversation, oob=True)) + str(state(conversation, oob=True))

@@ -1,0 +1,84 @@
+"""In chromium against gunicorn: an old link to a deleted conversation stays dead (issue 13,
+point 10), and signing in with a hostile ``next`` lands on this site's home page (issue 14,
+point 2)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from tests.peers.appserver import AppServer
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is missing: `make test` installs it (make system-deps)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def server(tmp_path, fault_server):
+    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
+                                  "FLASK_EQUING_URL": fault_server.url("ok")})
+    server.start()
+    server.flask("users", "create", "alice", "--password", "correct horse")
+    yield server
+    server.stop()
+
+
+def sign_in(page, base, path="/"):
+    page.goto(base + path)
+    page.fill("#username", "alice")
+    page.fill("#password", "correct horse")
+    page.click("button[type=submit]")
+
+
+def start_conversation(page, base, text):
+    page.goto(base + "/")
+    page.fill("#content", text)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(re.escape(base) + r"/c/\d+$"))
+    page.locator(".msg-assistant.status-complete").wait_for()
+    return int(page.url.rsplit("/", 1)[1])
+
+
+def test_an_old_link_to_a_deleted_conversation_stays_dead(browser, server):
+    page = browser.new_page()
+    sign_in(page, server.base)
+    page.wait_for_url(server.base + "/")
+    old = start_conversation(page, server.base, "the first conversation")
+    page.goto(f"{server.base}/c/{old}/delete")
+    page.click("button.danger")
+    page.wait_for_url(server.base + "/")
+    new = start_conversation(page, server.base, "a different one")
+    assert new != old
+    # The bookmark of the deleted conversation: before the fix it opened the new one.
+    response = page.goto(f"{server.base}/c/{old}")
+    assert response.status == 404
+    assert "a different one" not in page.content()
+    page.close()
+
+
+@pytest.mark.parametrize("raw_next", ["/%09/evil.example", "/%0d%0a/evil.example",
+                                      "/%5C/evil.example"])
+def test_signing_in_with_a_hostile_next_lands_on_this_site(browser, server, raw_next):
+    page = browser.new_page()
+    sign_in(page, server.base, f"/login?next={raw_next}")
+    page.wait_for_load_state()
+    page.wait_for_url(server.base + "/")
+    assert page.locator("#content").is_visible()
+    page.close()

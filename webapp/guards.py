@@ -2,10 +2,11 @@
 
 Two kinds reach the database from a request and make it fail (a 500) instead of answering:
 
-- numbers past the signed 64-bit range: SQLite raises ``OverflowError`` and PostgreSQL an
-  out-of-range error. An id that large names nothing, so ``<int:...>`` in a route is bounded and
-  answers 404 beyond it; an integer read from the query string or a form with ``type=int``
-  falls back to its default, as any other value that is not a usable number does;
+- numbers past what an id column holds: SQLite raises ``OverflowError`` past 2^63, and
+  PostgreSQL an out-of-range error past 2^31 (ids are ``INTEGER`` there). An id that large names
+  nothing, so ``<int:...>`` in a route is bounded by the schema's id columns and answers 404
+  beyond it; an integer read from the query string or a form with ``type=int`` (a page number)
+  falls back to its default past 2^31, as any other value that is not a usable number does;
 - text with a NUL character (PostgreSQL refuses it in text; SQLite's full-text search chokes
   on it) or an unpaired surrogate (neither database can encode it): the request answers 400
   with a message before a view sees it.
@@ -26,9 +27,9 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter, ValidationError
 
-#: The largest id any database here can hold (BIGINT, SQLite INTEGER).
+#: The largest id a ``BigInteger`` column holds, and an ``Integer`` one (32-bit on PostgreSQL).
 INT64_MAX = 2**63 - 1
-INT64_MIN = -(2**63)
+INT32_MAX = 2**31 - 1
 
 #: Characters no database here can store: NUL, and UTF-16 surrogates (never valid alone).
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -36,17 +37,37 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 JSON_MESSAGE = ("A JSON body must be an object whose values are text, like the fields of a "
                 "form.")
 
+#: Views that answer a NUL in their fields themselves: the account forms refuse it next to
+#: the field (422) and sign-in cleans ``next=`` to a path on this site; none of it is stored.
+SELF_CHECKED = frozenset({"auth.login", "auth.signup", "auth.setup"})
+
 MESSAGE = ("The request contains a character that cannot be stored (a NUL character or a "
            "broken Unicode sequence): remove it and try again.")
 
 
-class Int64Converter(IntegerConverter):
-    """``<int:...>`` whose values fit the database's 64-bit ids; a larger number matches no
+def largest_id() -> int:
+    """The largest id every table's primary key can hold: 2^31 - 1 while any is ``Integer``
+    (PostgreSQL's INTEGER), 2^63 - 1 once all are ``BigInteger``."""
+    from sqlalchemy import BigInteger
+
+    from .extensions import db
+
+    columns = [column for table in db.metadata.tables.values()
+               for column in table.primary_key.columns]
+    return INT64_MAX if all(isinstance(c.type, BigInteger) for c in columns) else INT32_MAX
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` whose values fit the database's id columns; a larger number matches no
     route (404), as an id that does not exist would."""
 
+    #: Set by :func:`init_app` from the schema.
+    largest = INT64_MAX
+
     def __init__(self, map, fixed_digits: int = 0, min: int | None = None,
-                 max: int | None = INT64_MAX, signed: bool = False) -> None:
-        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+                 max: int | None = None, signed: bool = False) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min,
+                         max=self.largest if max is None else max, signed=signed)
 
     def to_python(self, value: str) -> Any:
         # Python's int() refuses more than 4,300 digits with a ValueError (a 500 here), and
@@ -57,12 +78,13 @@ class Int64Converter(IntegerConverter):
 
 
 class BoundedMultiDict(ImmutableMultiDict):
-    """Query and form values whose ``get(..., type=int)`` keeps to the 64-bit range: a larger
-    number is treated like any other unusable value (the default), not handed to the database."""
+    """Query and form values whose ``get(..., type=int)`` keeps to the 32-bit range (ids, page
+    numbers: a page times its size stays far inside SQLite's 64 bits): a larger number is
+    treated like any other unusable value (the default), not handed to the database."""
 
     def get(self, key, default=None, type=None):
         value = super().get(key, default, type)
-        if type is int and isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        if type is int and isinstance(value, int) and not -INT32_MAX <= value <= INT32_MAX:
             return default
         return value
 
@@ -81,6 +103,8 @@ def unstorable_input() -> str | None:
     """
     if UNSTORABLE.search(request.path):
         return "the address"
+    if request.endpoint in SELF_CHECKED:
+        return None
     for source, values in (("the query", request.args), ("the form", request.form)):
         for key, value in values.items(multi=True):
             if UNSTORABLE.search(key) or UNSTORABLE.search(value):
@@ -127,7 +151,10 @@ def init_app(app: Flask) -> None:
     Call before the blueprints are registered: their rules take the converter at that time,
     and the check must run before the views' own ``before_request`` hooks.
     """
-    app.url_map.converters["int"] = Int64Converter
+    from . import models  # noqa: F401 - the tables whose id columns bound <int:...>
+
+    IdConverter.largest = largest_id()
+    app.url_map.converters["int"] = IdConverter
     app.request_class = GuardedRequest
 
     from .errors import render_error

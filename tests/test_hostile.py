@@ -37,7 +37,7 @@ from tests.test_share_manage import share
 from webapp import create_app
 from webapp.auth import create_user
 from webapp.extensions import db
-from webapp.guards import MESSAGE, largest_id, unstorable_input
+from webapp.guards import MESSAGE, largest_id, unstorable, unstorable_input
 from webapp.models import Conversation, Message, Share, UserSettings
 
 WEBAPP = Path(__file__).resolve().parent.parent / "webapp"
@@ -76,6 +76,8 @@ HOSTILE_JSON = [
     '"max_tokens": 100000000000000000000000000000}, "messages": [{"role": 7, '
     '"content": {"a": 1}, "status": [], "parent": 99999999999999999999}]}]}',
     f'{{"format": "equing-chat", "version": {2**64}, "conversations": []}}',
+    '{"format": "equing-chat", "version": 1, "conversations": [{"title": "t", "settings": '
+    '{"temperature": NaN, "top_p": Infinity, "max_tokens": -Infinity}, "messages": []}]}',
     "null", "[]", '"text"', "1e999", "{", "\x00", "",
 ]
 
@@ -544,10 +546,20 @@ def test_a_json_body_shaped_like_the_form_still_works(alice, app):
 
 
 def test_the_guard_costs_microseconds_on_a_chat_turn(app):
-    """The check runs on every request; on a chat turn's form it is a scan of a few fields."""
-    form = {"content": "A question of a few hundred characters. " * 10, "csrf_token": "t" * 90}
-    with app.test_request_context("/c/1/messages", method="POST", data=form):
-        assert unstorable_input() is None
-        seconds = min(timeit.repeat(unstorable_input, number=1000, repeat=3)) / 1000
-    assert seconds < 50e-6, seconds
+    """The check runs on every request; on a chat turn it is a scan of a few fields, at C
+    speed even for the longest message (measured 8-13 µs here, 130 µs for 32,000 CJK
+    characters; a regular expression took 180-330 µs)."""
+    for content in ("A question of a few hundred characters. " * 10, "漢字" * 16_000):
+        form = {"content": content, "csrf_token": "t" * 91}
+        with app.test_request_context("/c/1/messages", method="POST", data=form):
+            assert unstorable_input() is None
+            seconds = min(timeit.repeat(unstorable_input, number=200, repeat=3)) / 200
+        assert seconds < 1e-3, seconds
     assert MESSAGE in _refused(app.test_client().get("/s/%00"))
+
+
+@pytest.mark.parametrize(("value", "refused"), [
+    ("plain", False), ("", False), ("漢字 é \u202e", False), ("\U0001f600", False),
+    ("a\x00", True), ("\ud800", True), ("漢\udfff", True), ("x" * 10_000 + "\x00", True)])
+def test_unstorable_finds_nul_and_lone_surrogates(value, refused):
+    assert unstorable(value) is refused

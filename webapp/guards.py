@@ -19,7 +19,6 @@ values are text (or lists of text).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Flask, Request, request
@@ -31,8 +30,21 @@ from werkzeug.routing import IntegerConverter, ValidationError
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 
-#: Characters no database here can store: NUL, and UTF-16 surrogates (never valid alone).
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+def unstorable(text: str) -> bool:
+    """Whether ``text`` holds what no database here can store: NUL, or a lone surrogate.
+
+    C-speed checks, not a regular expression (a regex scan of a 32,000-character message took
+    180-330 µs): NUL by ``in``; ASCII text has no surrogates; other text must encode as UTF-8.
+    """
+    if "\x00" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 JSON_MESSAGE = ("A JSON body must be an object whose values are text, like the fields of a "
                 "form.")
@@ -101,16 +113,16 @@ def unstorable_input() -> str | None:
 
     A scan of the few strings a request has: cheap enough for every chat turn and stream.
     """
-    if UNSTORABLE.search(request.path):
+    if unstorable(request.path):
         return "the address"
     if request.endpoint in SELF_CHECKED:
         return None
     for source, values in (("the query", request.args), ("the form", request.form)):
         for key, value in values.items(multi=True):
-            if UNSTORABLE.search(key) or UNSTORABLE.search(value):
+            if unstorable(key) or unstorable(value):
                 return f"{source} field {key!r}"[:80]
     for key, upload in request.files.items(multi=True):
-        if UNSTORABLE.search(key) or (upload.filename and UNSTORABLE.search(upload.filename)):
+        if unstorable(key) or (upload.filename and unstorable(upload.filename)):
             return "an uploaded file's name"
     return None
 
@@ -140,7 +152,7 @@ def json_problem() -> str | None:
         return JSON_MESSAGE
     for key, value in data.items():
         for item in value if isinstance(value, list) else [value]:
-            if UNSTORABLE.search(key) or UNSTORABLE.search(item):
+            if unstorable(key) or unstorable(item):
                 return f"{MESSAGE} (In the JSON field {key!r}.)"[:300]
     return None
 

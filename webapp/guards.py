@@ -30,6 +30,16 @@ from werkzeug.routing import IntegerConverter, ValidationError
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 
+#: Views that answer a NUL in their fields themselves: the account forms refuse it next to
+#: the field (422) and sign-in cleans ``next=`` to a path on this site; none of it is stored.
+SELF_CHECKED = frozenset({"auth.login", "auth.signup", "auth.setup"})
+
+MESSAGE = ("The request contains a character that cannot be stored (a NUL character or a "
+           "broken Unicode sequence): remove it and try again.")
+JSON_MESSAGE = ("A JSON body must be an object whose values are text, like the fields of a "
+                "form.")
+
+
 def unstorable(text: str) -> bool:
     """Whether ``text`` holds what no database here can store: NUL, or a lone surrogate.
 
@@ -45,16 +55,6 @@ def unstorable(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
-
-JSON_MESSAGE = ("A JSON body must be an object whose values are text, like the fields of a "
-                "form.")
-
-#: Views that answer a NUL in their fields themselves: the account forms refuse it next to
-#: the field (422) and sign-in cleans ``next=`` to a path on this site; none of it is stored.
-SELF_CHECKED = frozenset({"auth.login", "auth.signup", "auth.setup"})
-
-MESSAGE = ("The request contains a character that cannot be stored (a NUL character or a "
-           "broken Unicode sequence): remove it and try again.")
 
 
 def largest_id() -> int:
@@ -140,8 +140,8 @@ def _form_shaped(data: Any) -> bool:
 
 def json_problem() -> str | None:
     """What is wrong with the request's JSON body, or None when it has none or a usable one."""
-    if not request.is_json:
-        return None
+    if not request.is_json or not request.get_data(cache=True):
+        return None  # (a body-less request that names JSON as its type has nothing to read)
     try:
         data = request.get_json()
     except BadRequest:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Request, request
+from flask import Flask, Request, abort, request
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter, ValidationError
@@ -30,9 +30,11 @@ from werkzeug.routing import IntegerConverter, ValidationError
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 
-#: Views that answer a NUL in their fields themselves: the account forms refuse it next to
-#: the field (422) and sign-in cleans ``next=`` to a path on this site; none of it is stored.
-SELF_CHECKED = frozenset({"auth.login", "auth.signup", "auth.setup"})
+#: Views that answer a NUL in their fields themselves, next to the field (422): the account
+#: forms, and the generation-settings form (issue 14 point 4); sign-in also cleans ``next=``
+#: to a path on this site. None of it is stored.
+SELF_CHECKED = frozenset({"auth.login", "auth.signup", "auth.setup", "settings.defaults",
+                          "manage.conversation_settings"})
 
 MESSAGE = ("The request contains a character that cannot be stored (a NUL character or a "
            "broken Unicode sequence): remove it and try again.")
@@ -101,30 +103,40 @@ class BoundedMultiDict(ImmutableMultiDict):
         return value
 
 
+class RefusedInput(BadRequest):
+    """A request refused for a value no database can store: 400 with the reason in words."""
+
+
+def field_problem(source: str, values) -> str | None:
+    """Why the fields in ``values`` cannot be taken (a name or value no database can store),
+    or None: a scan of the few strings a request has, cheap enough for every chat turn."""
+    for key, value in values.items(multi=True):
+        if unstorable(key) or unstorable(value):
+            return f"{MESSAGE} (In {source} field {key!r}.)"[:300]
+    return None
+
+
 class GuardedRequest(Request):
-    """The app's request: query and form values come as :class:`BoundedMultiDict`."""
+    """The app's request: query and form values come as :class:`BoundedMultiDict`, and the
+    form is checked for unstorable text when it is parsed.
+
+    The check runs where the form is read, not before every view: a view may first raise its
+    own body limit (the import does) and only then parse the form.
+    """
 
     parameter_storage_class = BoundedMultiDict
 
-
-def unstorable_input() -> str | None:
-    """Where the current request carries a character no database can store (the path, a
-    query or form field, an uploaded file's name), or None when it carries none.
-
-    A scan of the few strings a request has: cheap enough for every chat turn and stream.
-    """
-    if unstorable(request.path):
-        return "the address"
-    if request.endpoint in SELF_CHECKED:
-        return None
-    for source, values in (("the query", request.args), ("the form", request.form)):
-        for key, value in values.items(multi=True):
-            if unstorable(key) or unstorable(value):
-                return f"{source} field {key!r}"[:80]
-    for key, upload in request.files.items(multi=True):
-        if unstorable(key) or (upload.filename and unstorable(upload.filename)):
-            return "an uploaded file's name"
-    return None
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        if self.url_rule is not None and self.url_rule.endpoint in SELF_CHECKED:
+            return
+        problem = field_problem("the form", self.form)
+        if problem is None:
+            for key, upload in self.files.items(multi=True):
+                if unstorable(key) or (upload.filename and unstorable(upload.filename)):
+                    problem = f"{MESSAGE} (In an uploaded file's name.)"
+        if problem is not None:
+            raise RefusedInput(problem)
 
 
 def _form_shaped(data: Any) -> bool:
@@ -175,10 +187,14 @@ def init_app(app: Flask) -> None:
     def refuse_unstorable_input():
         if request.routing_exception is not None:
             return None  # a 404 or 405 answers first, as it would without the guard
-        where = unstorable_input()
-        if where is not None:
-            return render_error(400, f"{MESSAGE} (In {where}.)")
-        problem = json_problem()
+        if unstorable(request.path):
+            abort(404)  # no id, token or file name holds such a character: nothing is here
+        problem = (None if request.endpoint in SELF_CHECKED
+                   else field_problem("the query", request.args)) or json_problem()
         if problem is not None:
             return render_error(400, problem)
         return None
+
+    @app.errorhandler(RefusedInput)
+    def refused_input(error: RefusedInput):
+        return render_error(400, error.description)

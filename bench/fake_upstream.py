@@ -6,7 +6,8 @@
 all read from the last user message (``"bench tokens=200 gap_ms=20 first_ms=0"``), so one
 server serves every scenario and the app needs no special configuration. Each token's text is
 ``[<microseconds since the epoch when it was sent>] ``: whoever receives it, directly or through
-the app, can tell how long it took to arrive. ``"stream": false`` answers the whole text at once.
+the app, can tell how long it took to arrive (``blocks=1``: in markdown blocks).
+``"stream": false`` answers the whole text at once.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import json
 import re
 import time
 
-_PARAM = re.compile(r"(tokens|gap_ms|first_ms|prose)=(\d+(?:\.\d+)?)")
-DEFAULTS = {"tokens": 200.0, "gap_ms": 20.0, "first_ms": 0.0, "prose": 0.0}
+_PARAM = re.compile(r"(tokens|gap_ms|first_ms|prose|blocks)=(\d+(?:\.\d+)?)")
+DEFAULTS = {"tokens": 200.0, "gap_ms": 20.0, "first_ms": 0.0, "prose": 0.0, "blocks": 0.0}
 #: With ``prose=1`` tokens are words of ordinary English length (about four characters a token,
 #: as tokenizers average) in paragraphs of about 60, instead of 19-character timestamps: the
 #: size of text a real answer of that many tokens has, for measuring the browser's cost.
@@ -41,8 +42,18 @@ def stamp() -> str:
     return f"[{time.time_ns() // 1000}] "
 
 
+#: With ``blocks=1`` the timestamps come as markdown blocks, in turn a paragraph, a list and a
+#: code fence of 20 tokens each: the app renders each finished block as it streams.
+_BLOCK_KINDS = ("", "- ", "```")
+
+
 def token(p: dict[str, float], i: int) -> str:
     """The ``i``-th token of the answer: a timestamp, or a word of prose."""
+    if p["blocks"]:
+        kind, at = _BLOCK_KINDS[i // 20 % 3], i % 20
+        if kind == "```":
+            return {0: "```\n", 19: "```\n\n"}.get(at, stamp() + "\n")
+        return kind + stamp() + ("\n" if kind else "") + ("\n" if at == 19 else "")
     if not p["prose"]:
         return stamp()
     word = WORDS[i % len(WORDS)]

@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.load --streams 50 [--tokens 200 --gap-ms 20] [--runs 3]
     .venv/bin/python -m bench.load --sequential 20          # one turn at a time: overhead
     .venv/bin/python -m bench.load --streams 1 --tokens 2000 --gap-ms 0   # a burst
+    .venv/bin/python -m bench.load --sequential 20 --tokens 600 --blocks  # cost of formatting
 
 It starts the fake upstream (``bench.fake_upstream``) and the app under gunicorn with the shipped
 ``gunicorn.conf.py`` (provider: the OpenAI-compatible one, pointed at the fake upstream), signs
@@ -96,8 +97,10 @@ async def _request(url: str, method: str = "GET", body: bytes = b"",
 def _consume(turn: Turn, started: float, last: list[float]):
     """An ``on_chunk`` that stamps every streamed token's arrival. Events are split on the
     SSE blank line; the app's last event (the whole answer rendered again, ``hx-swap-oob``)
-    is not counted as tokens."""
+    is not counted as tokens, nor is a token sent again (in a finished block's HTML, in the
+    open block's text after a block was cut from it)."""
     pending = bytearray()
+    seen: set[bytes] = set()
 
     def on_chunk(data: bytes) -> None:
         now = time.perf_counter()
@@ -106,7 +109,8 @@ def _consume(turn: Turn, started: float, last: list[float]):
         *events, rest = bytes(pending).split(b"\n\n")
         pending[:] = rest
         stamps = [s for event in events if b"hx-swap-oob" not in event
-                  for s in _STAMP.findall(event)]
+                  for s in _STAMP.findall(event) if s not in seen]
+        seen.update(stamps)
         if not stamps:
             return
         if turn.ttft is None:
@@ -122,8 +126,9 @@ def _consume(turn: Turn, started: float, last: list[float]):
     return on_chunk
 
 
-def _scenario(tokens: int, gap_ms: float, first_ms: float) -> str:
-    return f"bench tokens={tokens} gap_ms={gap_ms} first_ms={first_ms}"
+def _scenario(tokens: int, gap_ms: float, first_ms: float, blocks: bool = False) -> str:
+    return f"bench tokens={tokens} gap_ms={gap_ms} first_ms={first_ms}" + (
+        " blocks=1" if blocks else "")
 
 
 async def direct_turn(upstream: str, prompt: str) -> Turn:
@@ -369,8 +374,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--gap-ms", type=float, default=20)
     parser.add_argument("--first-ms", type=float, default=0)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--blocks", action="store_true",
+                        help="the tokens come as markdown blocks (paragraph, list, code fence), "
+                             "which the app renders as they finish")
     args = parser.parse_args(argv)
-    prompt = _scenario(args.tokens, args.gap_ms, args.first_ms)
+    prompt = _scenario(args.tokens, args.gap_ms, args.first_ms, args.blocks)
     results = []
     with Bench() as bench:
         scenarios = [1] if args.sequential else args.streams

@@ -23,6 +23,8 @@ class ScriptedProvider(AbstractProvider):
     delay: ClassVar[float] = 0.0
     fail_with: ClassVar[Exception | None] = None
     endless: ClassVar[bool] = False
+    #: What the answer's generator returns at its end, as a provider's finish reason.
+    finish_reason: ClassVar[str | None] = None
     calls: ClassVar[list[dict[str, Any]]] = []
     started: ClassVar[threading.Event]
     closed: ClassVar[threading.Event]
@@ -56,13 +58,14 @@ class ScriptedProvider(AbstractProvider):
                 else:
                     break
                 if cancel is not None and cancel.is_set():
-                    return
+                    return None
                 if cls.delay:
                     time.sleep(cls.delay)
                 yield token
                 i += 1
             if cls.fail_with is not None:
                 raise cls.fail_with
+            return cls.finish_reason
         finally:
             cls.closed.set()
 

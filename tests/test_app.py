@@ -52,6 +52,36 @@ def events(body):
     return out
 
 
+PARTIAL = re.compile(r'<hx-partial hx-target="#([\w-]+)" hx-swap="([\w]+)">(.*?)</hx-partial>',
+                     re.S)
+
+
+def replay(data, message_id):
+    """What a browser builds in the answer's body from the streamed partials: the finished
+    blocks' HTML and the open block's text (None once it was rendered too), and whether
+    "Reading the conversation…" was removed."""
+    blocks, open_text, waiting = "", "", True
+    for item in data:
+        for target, swap, html in PARTIAL.findall(item):
+            if target == f"m-{message_id}-wait":
+                assert swap == "delete"
+                waiting = False
+                continue
+            assert target == f"m-{message_id}-open", target
+            if swap == "beforebegin":
+                blocks += html
+            elif swap == "innerHTML":
+                open_text = html
+            elif swap == "beforeend":
+                open_text += html
+            elif swap == "outerHTML":
+                blocks, open_text = blocks + html, None
+            else:
+                assert swap == "delete"
+                open_text = None
+    return blocks, open_text, not waiting
+
+
 # -- accounts ----------------------------------------------------------------------------
 
 def test_fresh_install_asks_for_the_admin_account(app):
@@ -141,14 +171,22 @@ def test_chat_turn_streams_escaped_tokens_then_final_markdown(alice, app, script
 
     body = read_stream(alice, message_id)
     data = events(body)
-    streamed = "".join(data[:-1])
-    assert streamed == "Hello &lt;b&gt;bold&lt;/b&gt; **world**!"
+    # The open block streams as escaped text (the first piece also removes "Reading the
+    # conversation…"), then is rendered in place: the body is then the final HTML.
+    assert data[0].startswith(f'<hx-partial hx-target="#m-{message_id}-wait" '
+                              'hx-swap="delete"></hx-partial>')
+    assert replay(data[:-2], message_id) == (
+        "", "Hello &lt;b&gt;bold&lt;/b&gt; **world**!", True)
+    blocks, open_text, _ = replay(data[:-1], message_id)
+    assert open_text is None
+    assert blocks == "<p>Hello &lt;b&gt;bold&lt;/b&gt; <strong>world</strong>!</p>\n"
     final = data[-1]
     assert f'hx-swap-oob="outerHTML:#m-{message_id}"' in final
     assert "<strong>world</strong>" in final and "&lt;b&gt;bold&lt;/b&gt;" in final
     assert "<b>bold</b>" not in final and "hx-get" not in final
 
     (answer,) = rows(app, Message, id=message_id)
+    assert answer.html == blocks
     assert answer.status == "complete"
     assert answer.content == "Hello <b>bold</b> **world**!"
     assert answer.token_count == 4
@@ -176,12 +214,12 @@ def test_second_turn_is_one_request_whose_answer_is_the_stream(alice, app, scrip
     turn = data[0]
     assert f'id="m-{user_message.id}"' in turn and "Again &lt;b&gt;please&lt;/b&gt;" in turn
     assert f'id="m-{answer.id}-body"' in turn and "hx-get" not in turn
-    # Then the text, escaped, into the answer's body.
-    partial = f'<hx-partial hx-target="#m-{answer.id}-body" hx-swap="beforeend">'
-    texts = data[1:-1]
-    assert texts and all(t.startswith(partial) and t.endswith("</hx-partial>") for t in texts)
-    assert "".join(t[len(partial):-len("</hx-partial>")] for t in texts) == \
-        "Second &lt;i&gt;answer&lt;/i&gt; **done**"
+    # Then the text, escaped, into the answer's body (partials: the request's own target is
+    # the message list).
+    texts = data[1:-2]
+    assert texts and all(t.startswith("<hx-partial") and t.endswith("</hx-partial>")
+                         for t in texts)
+    assert replay(texts, answer.id) == ("", "Second &lt;i&gt;answer&lt;/i&gt; **done**", True)
     # And the whole message, rendered, in place of the streaming one.
     assert f'hx-swap-oob="outerHTML:#m-{answer.id}"' in data[-1]
     assert "<strong>done</strong>" in data[-1] and "<i>answer</i>" not in data[-1]

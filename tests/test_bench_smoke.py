@@ -53,3 +53,18 @@ def test_local_app_bench_runs():
 
     result = local_app.main(["--runs", "1", "--tokens", "8"])
     assert result
+
+
+def test_load_bench_runs_with_markdown_blocks():
+    (result,) = load.main(["--sequential", "2", "--tokens", "45", "--gap-ms", "2", "--blocks"])
+    assert result["app"]["errors"] == 0 and result["direct"]["errors"] == 0
+    # A token sent again inside a finished block's HTML is not counted twice.
+    assert result["app"]["tokens"] == result["direct"]["tokens"] > 0
+
+
+@pytest.mark.slow
+def test_long_conversation_bench_runs():
+    from bench import long_conversation
+
+    result = long_conversation.main(["--turns", "3", "--runs", "1"])
+    assert set(result) == {"before_first_s", "before_next_s", "after_first_s", "after_next_s"}

@@ -324,3 +324,22 @@ def test_a_finished_answer_leaves_its_connection_for_the_next(fault_server):
     assert clients[0] == clients[1] == clients[2] == clients[3]
     assert clients[4] != clients[3]
     assert clients[5] == clients[4]
+
+
+def run_to_end(generator):
+    """The tokens of a provider's generator and what it returned (its finish reason)."""
+    tokens = []
+    while True:
+        try:
+            tokens.append(next(generator))
+        except StopIteration as end:
+            return tokens, end.value
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_the_finish_reason_is_the_generators_value(fault_server, stream):
+    cut = equing(fault_server, "length").create_completion("gpt-3.5-turbo", MESSAGES, stream)
+    tokens, reason = run_to_end(cut)
+    assert reason == "length" and "".join(tokens) == "".join(TOKENS[:3])
+    whole = equing(fault_server, "ok").create_completion("gpt-3.5-turbo", MESSAGES, stream)
+    assert run_to_end(whole) == ([TEXT] if not stream else TOKENS, "stop")

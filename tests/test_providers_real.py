@@ -129,3 +129,51 @@ def test_local_model_rejects_what_it_cannot_do():
     too_long = [{"role": "user", "content": "word " * 5000}]
     with pytest.raises(ProviderError):
         list(LocalModel.create_completion(LocalModel.default_model(), too_long, True))
+
+
+def test_local_model_says_when_it_stopped_at_the_limit():
+    model = LocalModel.default_model()
+    prompt = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+    for stream in (True, False):
+        generator = LocalModel.create_completion(model, prompt, stream, temperature=0,
+                                                 max_tokens=3)
+        try:
+            while True:
+                next(generator)
+        except StopIteration as end:
+            assert end.value == "length"
+    short = LocalModel.create_completion(model, [{"role": "user", "content": "Say yes."}],
+                                         True, temperature=0, max_tokens=200)
+    try:
+        while True:
+            next(short)
+    except StopIteration as end:
+        assert end.value == "stop"
+
+
+def test_local_model_default_limit_leaves_room_for_ordinary_answers():
+    # 512 tokens cut many ordinary answers (recipes, short stories) mid-sentence.
+    from webapp.config import Config
+
+    assert LocalModel.default_max_tokens == 1024 and Config.LOCAL_MAX_TOKENS == 1024
+
+
+def test_local_model_fits_a_long_conversation_in_its_window():
+    system = {"role": "system", "content": "Answer briefly."}
+    turns = [{"role": ("user", "assistant")[i % 2],
+              "content": f"Turn {i}: " + "tell me more about the lighthouse keeper " * 6}
+             for i in range(50)]
+    local = LocalModel.configured(n_ctx=2048)
+    kept, dropped = local.fit_history([system, *turns], {"max_tokens": 256})
+    assert kept[0] == system and kept[-1] == turns[-1] and dropped > 0
+    assert kept[1:] == turns[dropped:]  # the oldest went first
+    llama = LocalModel.load().llama
+    prompt = sum(len(llama.tokenize(m["content"].encode(), add_bos=False)) + 8 for m in kept)
+    assert prompt <= 2048 - 256
+    # ... and the model answers it (before, the whole conversation was over the window).
+    answer = "".join(LocalModel.create_completion(local.default_model(), kept, True,
+                                                  temperature=0, max_tokens=4))
+    assert answer
+    with pytest.raises(ProviderError):
+        list(LocalModel.create_completion(local.default_model(), [system, *turns], True,
+                                          max_tokens=4))

@@ -11,7 +11,7 @@ import pytest
 from werkzeug.routing import Rule
 
 from tests.conftest import Browserless, csrf_from
-from tests.test_app import events, read_stream, rows, start_chat
+from tests.test_app import PARTIAL, events, read_stream, rows, start_chat
 from tests.test_share_manage import share
 from webapp.models import Conversation, Message, Share, User
 
@@ -31,6 +31,9 @@ PAYLOADS: dict[str, list[str]] = {
     "attribute-breakout": ['" onmouseover="alert(1)', "'><img src=x onerror=alert(1)>"],
     "entity-tricks": ["&lt;script&gt;alert(1)&lt;/script&gt; <a href=\"jav&#x61;script:"
                       "alert(1)\">x</a>"],
+    "finished-blocks": ["<b>x</b> ![i](http://evil.example/x.png)\n\n", "- <script>alert(1)",
+                        "</script>\n\n", "| a |\n|---|\n| <img src=x onerror=alert(1)> |\n\n",
+                        "end"],
     "style-and-object": ["<style>body{display:none}</style><object data=x></object>"
                          "<embed src=x><form action=x><input></form>"],
 }
@@ -84,7 +87,14 @@ def test_hostile_model_output_is_inert_everywhere(alice, app, scripted, name):
     data = events(read_stream(alice, message_id))
     streamed, final = data[:-1], data[-1]
     for piece in streamed:
-        assert "<" not in piece, piece  # streamed text is escaped, always
+        # Only our own partials are markup; in them the open block is escaped text, always,
+        # and a finished block is sanitized HTML.
+        assert "<" not in PARTIAL.sub("", piece), piece
+        for _, swap, html in PARTIAL.findall(piece):
+            if swap in ("innerHTML", "beforeend"):
+                assert "<" not in html, piece
+            else:
+                assert audit(html) == [] and "<img" not in html, piece
     final_body = final[final.index('class="msg-body md"'):final.index("</div>")]
     assert audit(final_body) == [], final_body
     page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
@@ -111,7 +121,7 @@ def test_hostile_user_input_is_inert_everywhere(alice, app, name):
     page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
     # The title appears in <title>, the heading, the sidebar and the rename field.
     assert audit(page, PAGE_TAGS) == []
-    assert page.count("<script") == 3  # htmx, its SSE extension, our app.js: nothing else
+    assert page.count("<script") == 4  # htmx, its SSE extension, app.js, answer-watch.js: no more
     for tag in ("iframe", "svg", "img", "object", "embed"):
         assert f"<{tag}" not in page
     sidebar = alice.get("/conversations").get_data(as_text=True)

@@ -45,6 +45,9 @@ class Config:
 
     # Limits
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # Imports alone may be larger: a full export must import back (a long history is MBs;
+    # importing 8 MiB takes about 15 s, mostly rendering the answers' markdown).
+    MAX_IMPORT_BYTES = 8 * 1024 * 1024
     MAX_MESSAGE_CHARS = 32000
     MAX_HISTORY_MESSAGES = 40
     MAX_HISTORY_CHARS = 24000
@@ -61,6 +64,9 @@ class Config:
     STREAM_KEEPALIVE_SECONDS = 1.0
     STREAM_SAVE_SECONDS = 1.0
     STREAM_STALE_SECONDS = 20
+    # An answer waits this long for a page (or the server) to start writing it; after that it
+    # ends as stopped, so an answer nobody started never holds a STREAMS_PER_USER slot.
+    STREAM_PENDING_SECONDS = 60
 
     # Providers (read by webapp.providers.registry; see SETTINGS there)
     PROVIDERS = ""
@@ -73,7 +79,7 @@ class Config:
     LOCAL_MODEL_PATH = ""
     LOCAL_N_CTX = 2048
     LOCAL_THREADS = 0
-    LOCAL_MAX_TOKENS = 512
+    LOCAL_MAX_TOKENS = 1024
 
     # Security headers (Flask-Talisman): HTTPS redirects are the proxy's job.
     FORCE_HTTPS = False

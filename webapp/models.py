@@ -180,6 +180,10 @@ class Message(db.Model):
     stop_requested: Mapped[bool] = mapped_column(default=False)
     #: Number of chunks received from the provider (about one per token).
     token_count: Mapped[int] = mapped_column(default=0)
+    #: Why the provider ended the answer ('stop', 'length': cut at the token limit), if it said.
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    #: Earlier messages left out of what the model was sent (its context window, the bounds).
+    history_skipped: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     first_token_at: Mapped[datetime | None]

@@ -27,6 +27,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .extensions import db
 from .models import (
@@ -63,6 +64,8 @@ class Job:
     model: str
     params: dict[str, Any]
     messages: list[dict[str, str]]
+    #: Earlier messages left out of ``messages`` by the history bounds.
+    skipped: int = 0
 
 
 @dataclass
@@ -75,6 +78,10 @@ class Outcome:
     tokens: int = 0
     first_token_seconds: float | None = None
     seconds: float = 0.0
+    #: The provider's word for why the answer ended ('length': cut at the token limit).
+    finish_reason: str | None = None
+    #: Earlier messages left out of what the model was sent (bounds and context window).
+    skipped: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -224,7 +231,13 @@ _FINISH = (update(_messages).where(_messages.c.id == bindparam("message_id"))
            .values(content=bindparam("content"), html=bindparam("html"),
                    status=bindparam("status"), error=bindparam("error"),
                    token_count=bindparam("tokens"), first_token_at=bindparam("first_token_at"),
+                   finish_reason=bindparam("finish_reason"),
+                   history_skipped=bindparam("skipped"),
                    finished_at=bindparam("now"), updated_at=bindparam("now")))
+_COUNT_HISTORY = (select(func.count()).select_from(_messages)
+                  .where(_messages.c.conversation_id == bindparam("conversation_id"),
+                         _messages.c.id < bindparam("message_id"),
+                         _messages.c.role.in_(("user", "assistant")), _messages.c.content != ""))
 _TOUCH_CONVERSATION = (update(Conversation.__table__)
                        .where(Conversation.__table__.c.id == bindparam("conversation_id"))
                        .values(updated_at=bindparam("now")))
@@ -238,24 +251,55 @@ _SAVE_PARTIAL = (update(_messages)
 
 
 def history_for(message_id: int, conversation_id: int, system: str,
-                config: dict[str, Any]) -> list[dict[str, str]]:
+                config: dict[str, Any]) -> tuple[list[dict[str, str]], int]:
     """The messages sent upstream to answer message ``message_id``: the system prompt, then as
     many of the latest turns before it as fit the configured bounds (oldest dropped first; the
-    system prompt and the newest user message are always kept)."""
-    rows = db.session.execute(_HISTORY, {
-        "conversation_id": conversation_id, "message_id": message_id,
-        "most": int(config["MAX_HISTORY_MESSAGES"])}).all()
+    system prompt and the newest user message are always kept), and how many earlier messages
+    were left out."""
+    most = int(config["MAX_HISTORY_MESSAGES"])
+    params = {"conversation_id": conversation_id, "message_id": message_id}
+    rows = db.session.execute(_HISTORY, {**params, "most": most}).all()
     budget = int(config["MAX_HISTORY_CHARS"])
     turns: list[dict[str, str]] = []
+    cut = len(rows) == most  # there may be older messages than those read
     for role, content in rows:
         if role not in ("user", "assistant") or not content:
             continue
         if turns and len(content) > budget:
+            cut = True
             break
         budget -= len(content)
         turns.append({"role": role, "content": content})
     turns.reverse()
-    return ([{"role": "system", "content": system}] if system else []) + turns
+    # Counted only when something may have been left out: the common short conversation
+    # costs no second query.
+    skipped = db.session.execute(_COUNT_HISTORY, params).scalar_one() - len(turns) if cut else 0
+    return ([{"role": "system", "content": system}] if system else []) + turns, skipped
+
+
+#: A conversation cut to fit is cut by multiples of this many messages (see ``align_history``).
+HISTORY_STEP = 8
+
+
+def align_history(messages: list[dict[str, str]], skipped: int,
+                  step: int = HISTORY_STEP) -> tuple[list[dict[str, str]], int]:
+    """``messages`` (the history sent, ``skipped`` earlier ones already left out) with a few
+    more of the oldest left out, so that the number left out is a multiple of ``step``, unless
+    fewer than ``step`` would be left; the system prompt and the newest message stay.
+    Returns them and the new number left out.
+
+    A model server reuses what it read of the previous prompt as far as the new one starts the
+    same (llama.cpp does, so do hosted APIs' prompt caches). Cutting a long conversation to its
+    latest turns moves its start at every turn, and the whole of it is read again each time;
+    cut by steps, its start stays the same for several turns and only the new turns are read.
+    """
+    if not skipped or skipped % step == 0:
+        return messages, skipped
+    start = 1 if messages and messages[0].get("role") == "system" else 0
+    extra = -skipped % step
+    if len(messages) - start - extra < step:
+        return messages, skipped  # a short history is worth more whole than cached
+    return messages[:start] + messages[start + extra:], skipped + extra
 
 
 def job_for(message_id: int, conversation_id: int, provider: str | None, model: str | None,
@@ -264,8 +308,9 @@ def job_for(message_id: int, conversation_id: int, provider: str | None, model: 
     session, which reads the history)."""
     params = dict(stored or {})
     system = params.pop("system_prompt", "")
-    messages = history_for(message_id, conversation_id, system, config)
-    return Job(message_id, conversation_id, provider or "", model or "", params, messages)
+    messages, skipped = history_for(message_id, conversation_id, system, config)
+    return Job(message_id, conversation_id, provider or "", model or "", params, messages,
+               skipped)
 
 
 def claim(app: Flask, message_id: int) -> Job | None:
@@ -312,7 +357,7 @@ class Generation:
     def __init__(self, app: Flask, job: Job):
         self.app = app
         self.job = job
-        self.outcome = Outcome()
+        self.outcome = Outcome(skipped=job.skipped)
         self.cancel = Cancellation()
         config = app.config
         self.coalesce = float(config["STREAM_COALESCE_MS"]) / 1000.0
@@ -337,13 +382,22 @@ class Generation:
             return
         try:
             provider = self.app.extensions["providers"].get(job.provider)
-            tokens = provider.create_completion(job.model, job.messages, True,
+            # Within the model's context window: oldest turns dropped first (the system
+            # prompt and the newest message kept), counted with those the bounds left out.
+            messages, dropped = provider.fit_history(job.messages, job.params)
+            messages, self.outcome.skipped = align_history(messages, job.skipped + dropped)
+            tokens = provider.create_completion(job.model, messages, True,
                                                 cancel=self.cancel, **job.params)
             try:
-                for token in tokens:
-                    items.put(token)
-                    if self.cancel.is_set():
+                while not self.cancel.is_set():
+                    try:
+                        token = next(tokens)
+                    except StopIteration as end:
+                        # A provider's generator returns its finish reason, if it knows it.
+                        if isinstance(end.value, str):
+                            self.outcome.finish_reason = end.value[:32]
                         break
+                    items.put(token)
             finally:
                 tokens.close()
             items.put(_END)
@@ -449,22 +503,71 @@ class Generation:
             session.execute(_FINISH, {
                 "message_id": self.job.message_id, "content": out.text, "html": html,
                 "status": out.status, "error": out.error, "tokens": out.tokens,
-                "first_token_at": first_token_at, "now": now})
+                "first_token_at": first_token_at, "now": now,
+                # Why it ended matters only for an answer that did end by itself.
+                "finish_reason": out.finish_reason if out.status == COMPLETE else None,
+                "skipped": out.skipped})
             session.execute(_TOUCH_CONVERSATION, {"conversation_id": self.job.conversation_id,
                                                   "now": now})
 
 
+def deadlines(config: dict[str, Any]) -> dict[str, Any]:
+    """The two moments before which a running answer is over: a pending one asked for before
+    ``pending`` was never started (``STREAM_PENDING_SECONDS``), a streaming one not saved since
+    ``stale`` lost its process (``STREAM_STALE_SECONDS``)."""
+    now = utcnow()
+    return {"pending": now - timedelta(seconds=float(config["STREAM_PENDING_SECONDS"])),
+            "stale": now - timedelta(seconds=float(config["STREAM_STALE_SECONDS"]))}
+
+
+def not_started(config: dict[str, Any]) -> str:
+    """The reason given to an answer that no one started in time."""
+    return (f"Stopped: the answer did not start within {float(config['STREAM_PENDING_SECONDS']):g}"
+            " seconds (the page that asked for it was closed or lost its connection). "
+            "Retry to write it now.")
+
+
+#: Ends one overdue answer, only if it is still in the state (and as old as) its reader saw:
+#: a stream that claimed it or saved it meanwhile keeps it.
+_END_OVERDUE = (update(_messages)
+                .where(_messages.c.id == bindparam("message_id"),
+                       _messages.c.status == bindparam("was"),
+                       _messages.c.updated_at <= bindparam("deadline"))
+                .values(status=bindparam("status"), error=bindparam("error"),
+                        html=bindparam("html"), finished_at=bindparam("now"),
+                        updated_at=bindparam("now")))
+
+
 def mark_interrupted(message: Message) -> bool:
-    """If ``message`` is streaming but its generator has not written it for
-    ``STREAM_STALE_SECONDS`` (it saves every second while alive), the process that was
-    generating it died: mark it as interrupted (in the caller's session). Returns whether it
-    did."""
-    stale = timedelta(seconds=float(current_app.config["STREAM_STALE_SECONDS"]))
-    if message.status != STREAMING or message.updated_at > utcnow() - stale:
+    """End ``message`` if it is running past its deadline (in the caller's session, which
+    commits): pending and never started within ``STREAM_PENDING_SECONDS`` -> stopped with the
+    reason; streaming but not saved by its generator for ``STREAM_STALE_SECONDS`` (it saves
+    every second while alive, so its process died) -> interrupted. Returns whether it did.
+
+    No running state holds a person's answers-at-once slot for ever: each has a deadline.
+    """
+    config = current_app.config
+    if message.status == PENDING:
+        deadline, status, error = deadlines(config)["pending"], STOPPED, not_started(config)
+    elif message.status == STREAMING:
+        deadline, status, error = deadlines(config)["stale"], ERROR, INTERRUPTED
+    else:
         return False
-    message.status, message.error = ERROR, INTERRUPTED
-    message.html = str(render_markdown(message.content))
-    message.finished_at = message.updated_at = utcnow()
+    if message.updated_at > deadline:
+        return False
+    html = str(render_markdown(message.content or ""))
+    now = utcnow()
+    # A conditional UPDATE, not attribute assignment: a stream may claim the pending answer
+    # (or a live generator save it) between our read and this write; then it is not ours.
+    ended = db.session.execute(_END_OVERDUE, {
+        "message_id": message.id, "was": message.status, "deadline": deadline,
+        "status": status, "error": error, "html": html, "now": now}).rowcount
+    if not ended:
+        db.session.refresh(message)
+        return False
+    for name, value in (("status", status), ("error", error), ("html", html),
+                        ("finished_at", now), ("updated_at", now)):
+        set_committed_value(message, name, value)
     return True
 
 

@@ -42,6 +42,11 @@ MARKDOWN_TOKENS = ["Here ", "is ", "**bold** ", "text ", "and ", "a ", "list:\n\
                    "- two\n\n", "```python\n", "print('hi')\n", "```\n", "Done ", "<b>x</b>."]
 
 
+BLOCK_TOKENS = ["Some **bold** ", "words.\n\n", "- one\n", "- two\n\n", "```python\n",
+                "print('hi')\n", "```\n\n", "| a | b |\n", "|---|---|\n", "| 1 | 2 |\n\n",
+                "A picture: ![a cat](http://127.0.0.1:9/cat.png)\n\n", "Still "]
+
+
 def normal_events(eol: str = "\n") -> list[bytes]:
     events = [event(chunk(t), eol) for t in TOKENS]
     events.append(event(chunk("", "stop"), eol))
@@ -245,6 +250,25 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.close()
         self.close_connection = True
 
+    def scenario_length(self, body):
+        # The answer stops at the token limit: finish_reason "length".
+        self.stream([event(chunk(t)) for t in TOKENS[:3]]
+                    + [event(chunk("", "length")), event("[DONE]")])
+
+    def scenario_blocks_then_pause(self, body):
+        # Finished blocks (paragraph, list, fence, table, an image) come at once, then the
+        # last paragraph streams after a pause long enough to look at the page.
+        self.start()
+        for token in BLOCK_TOKENS:
+            self.send_chunk(event(chunk(token)))
+        time.sleep(self.server.pause_seconds)
+        for token in ["The ", "*end*", "."]:
+            self.send_chunk(event(chunk(token)))
+            time.sleep(0.05)
+        self.send_chunk(event(chunk("", "stop")))
+        self.send_chunk(event("[DONE]"))
+        self.end_chunks()
+
     def scenario_slow_markdown(self, body):
         # A markdown answer, one token every 60 ms: slow enough to watch it grow.
         self.stream([event(chunk(t)) for t in MARKDOWN_TOKENS]
@@ -299,6 +323,8 @@ class FaultServer(ThreadingHTTPServer):
 
     daemon_threads = True
     hang_seconds = 5.0
+    #: How long ``blocks-then-pause`` waits before its last paragraph.
+    pause_seconds = 2.0
     # socketserver's default listen queue is 5: many answers starting at once (a gevent worker
     # connects for all of them in the same instant) would overflow it and see resets.
     request_queue_size = 256

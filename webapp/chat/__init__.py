@@ -20,7 +20,7 @@ from flask_login import current_user, login_required
 from ..extensions import db, limiter
 from ..htmx import is_htmx
 from ..models import FINAL_STATUSES, PENDING, STOPPED, Conversation, Message, utcnow
-from ..rendering import escape_stream_text
+from ..rendering import StreamingMarkdown, escape_stream_text
 from ..streaming import (
     STOPPED_BY_USER,
     Generation,
@@ -204,17 +204,26 @@ def stream(message_id: int):
     return answer_stream(current_app._get_current_object(), message_id)
 
 
+def _partial(target: str, swap: str, html: str = "") -> str:
+    return f'<hx-partial hx-target="#{target}" hx-swap="{swap}">{html}</hx-partial>'
+
+
 def answer_stream(app, message_id: int, job: Job | None = None, first: str | None = None
                   ) -> Response:
     """The event stream of answer ``message_id``.
 
     With ``job`` (the answer already claimed by this request) it generates it; otherwise it
     claims the answer if it is pending, or follows the saved text. ``first``, when given, is
-    HTML sent as the first message (the turn, for the composer's request); the text then goes
-    into the answer's body as an ``hx-partial``, since the request's own target is the list.
+    HTML sent as the first message (the turn, for the composer's request).
+
+    The answer is formatted as it streams (``StreamingMarkdown``): each finished block goes in
+    as its sanitized HTML before the open block's element (``#m-N-open``), which shows the rest
+    as escaped text; at the end the open block is rendered too, so the body is already the
+    final HTML when the final message replaces the whole answer. Every piece is an
+    ``hx-partial`` with its own target, whichever element asked for the stream.
     """
     render = get_template_attribute("_partials.html", "message")
-    into = f'<hx-partial hx-target="#m-{message_id}-body" hx-swap="beforeend">'
+    open_id, wait_id = f"m-{message_id}-open", f"m-{message_id}-wait"
     db.session.close()  # nothing of the request's session is held while streaming
 
     def events():
@@ -222,16 +231,30 @@ def answer_stream(app, message_id: int, job: Job | None = None, first: str | Non
         generation = job or claim(app, message_id)
         source = iter(Generation(app, generation) if generation is not None
                       else follow(app, message_id))
+        blocks = StreamingMarkdown()
         try:
             for kind, text in source:
                 if kind != "text":
                     yield ": keepalive\n\n"
-                elif first is None:
-                    yield sse_data(escape_stream_text(text))
+                    continue
+                started = bool(blocks.text)
+                done, cut = blocks.feed(text)
+                # The first text replaces "Reading the conversation…".
+                out = [] if started else [_partial(wait_id, "delete")]
+                if done:
+                    out.append(_partial(open_id, "beforebegin", done))
+                if cut or not started:
+                    out.append(_partial(open_id, "innerHTML",
+                                        escape_stream_text(blocks.open_text)))
                 else:
-                    yield sse_data(into + escape_stream_text(text) + "</hx-partial>")
+                    out.append(_partial(open_id, "beforeend", escape_stream_text(text)))
+                yield sse_data("".join(out))
         finally:
             source.close()
+        if blocks.text:
+            tail = blocks.finish()
+            yield sse_data(_partial(open_id, "outerHTML", tail) if tail.strip()
+                           else _partial(open_id, "delete"))
         with short_session(app) as session:
             final = session.get(Message, message_id)
             # (ux) The sidebar list follows the finished turn, out of band.
@@ -284,7 +307,10 @@ def retry(message_id: int):
 @bp.get("/m/<int:message_id>")
 @login_required
 def message(message_id: int):
-    """One message's HTML (its current state)."""
+    """One message's HTML (its current state; a running answer past its deadline is ended
+    first, so a page whose stream broke learns here how it ended)."""
     message = owned_message(message_id)
+    if mark_interrupted(message):
+        db.session.commit()
     return get_template_attribute("_partials.html", "message")(message)
 

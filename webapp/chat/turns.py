@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -24,7 +23,7 @@ from ..models import (
     utcnow,
 )
 from ..settings.values import effective, sampling
-from ..streaming import mark_interrupted
+from ..streaming import deadlines, mark_interrupted
 
 TITLE_CHARS = 60
 
@@ -67,39 +66,67 @@ def generation_choice(values: dict[str, Any]) -> tuple[str, str, dict[str, Any]]
 
 # Built once (see streaming.py): the person's answers being written (named positively, so the
 # status index finds the few running rows among all messages), in all, in one conversation,
-# and those whose writer stopped saving them.
+# and those past their deadline (pending: never started; streaming: its writer stopped saving).
 _running = (Conversation.user_id == bindparam("user_id"), Message.status.in_(RUNNING_STATUSES))
-_stale = (Message.status == STREAMING) & (Message.updated_at <= bindparam("stale"))
+_overdue = (((Message.status == STREAMING) & (Message.updated_at <= bindparam("stale")))
+            | ((Message.status == PENDING) & (Message.updated_at <= bindparam("pending"))))
 _RUNNING_COUNTS = (select(func.count(),
                           func.count().filter(Message.conversation_id
                                               == bindparam("conversation_id")),
-                          func.count().filter(_stale))
+                          func.count().filter(_overdue))
                    .select_from(Message).join(Conversation).where(*_running))
-_STALE_RUNNING = select(Message).join(Conversation).where(*_running, _stale)
+_OVERDUE_RUNNING = select(Message).join(Conversation).where(*_running, _overdue)
 _TOUCH_CONVERSATION = (update(Conversation).where(Conversation.id == bindparam("conversation_id"))
                        .values(updated_at=bindparam("now"))
                        .execution_options(synchronize_session=False))
 _INSERT_MESSAGES = insert(Message).returning(Message, sort_by_parameter_order=True)
+_users = User.__table__
+# The person's row is the lock that serialises their turns (see _lock_person).
+_LOCK_PERSON_ROW = select(_users.c.id).where(_users.c.id == bindparam("user_id")).with_for_update()
+# (A column no foreign key refers to: rewriting the id would make SQLite check every child.)
+_WRITE_PERSON_ROW = (update(_users).where(_users.c.id == bindparam("user_id"))
+                     .values(username=_users.c.username))
+
+
+def _lock_person(user: User) -> None:
+    """Hold a lock, until this transaction ends, that every other turn of ``user`` needs too.
+
+    The limits below are counted, then a row is inserted: without the lock, 20 requests at
+    once all count the same few running answers and all pass. PostgreSQL locks the person's row
+    (``SELECT ... FOR UPDATE``; READ COMMITTED lets the counts that follow see what the previous
+    holder committed). SQLite has one writer at a time: a no-op UPDATE of the row starts the
+    write transaction before the counts, so they read the latest state and the next writer
+    waits (``busy_timeout``) until this one commits.
+    """
+    params = {"user_id": user.id}
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(_LOCK_PERSON_ROW, params)
+    else:
+        db.session.execute(_WRITE_PERSON_ROW, params)
 
 
 def _check_running(user: User, conversation: Conversation | None = None) -> None:
     """Refuse a new answer when the person already has as many running as allowed, or when
-    ``conversation`` already has one being written.
+    ``conversation`` already has one being written. The caller then inserts or updates the
+    answer and commits; the person's lock (taken here) makes count and insert one step.
 
-    Answers whose writer has not saved them for ``STREAM_STALE_SECONDS`` are marked interrupted
-    first (their process died); only those are loaded, the live ones are only counted.
+    Running answers past their deadline are ended first (see ``mark_interrupted``: pending for
+    ``STREAM_PENDING_SECONDS`` without being started, or streaming but not saved for
+    ``STREAM_STALE_SECONDS``); only those are loaded, the live ones are only counted.
     """
-    stale = utcnow() - timedelta(seconds=float(current_app.config["STREAM_STALE_SECONDS"]))
-    params = {"user_id": user.id, "stale": stale,
+    _lock_person(user)
+    params = {"user_id": user.id, **deadlines(current_app.config),
               "conversation_id": conversation.id if conversation is not None else None}
-    count, here, stale_count = db.session.execute(_RUNNING_COUNTS, params).one()
-    if stale_count:  # rare: their process died; mark them and count again
-        for message in db.session.scalars(_STALE_RUNNING, params):
+    count, here, overdue = db.session.execute(_RUNNING_COUNTS, params).one()
+    if overdue:  # rare: ended here, then counted again
+        for message in db.session.scalars(_OVERDUE_RUNNING, params):
             mark_interrupted(message)
         count, here, _ = db.session.execute(_RUNNING_COUNTS, params).one()
+    limit = current_app.config["STREAMS_PER_USER"]
+    if here or count >= limit:
+        db.session.commit()  # keeps the answers ended above; releases the lock
     if here:
         raise TurnError("An answer is still being written: wait for it or stop it.", 409)
-    limit = current_app.config["STREAMS_PER_USER"]
     if count >= limit:
         raise TurnError(f"You already have {count} answers being written (at most "
                         f"{limit} at once): wait for one to finish or stop it.", 429)
@@ -108,11 +135,16 @@ def _check_running(user: User, conversation: Conversation | None = None) -> None
 def retry_answer(answer: Message, user: User) -> Message:
     """Make a failed or stopped answer pending again, with the current settings; its stream
     then generates it anew. Only the last message of a conversation can be retried."""
+    _lock_person(user)
+    # Read again under the lock: two retries of the same answer at once restart it once.
+    db.session.refresh(answer)
     if answer.role != "assistant" or answer.status not in (STOPPED, ERROR):
+        db.session.commit()  # releases the lock
         raise TurnError("Only an answer that failed or was stopped can be retried.", 409)
     last = db.session.scalar(select(Message.id).where(
         Message.conversation_id == answer.conversation_id).order_by(Message.id.desc()).limit(1))
     if last != answer.id:
+        db.session.commit()
         raise TurnError("Only the latest answer of a conversation can be retried.", 409)
     _check_running(user)
     provider, model, params = generation_choice(effective(user, answer.conversation))

@@ -11,6 +11,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -18,28 +19,17 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..extensions import db
+from ..extensions import csrf, db
 from ..htmx import is_htmx
-from ..models import (
-    COMPLETE,
-    FINAL_STATUSES,
-    STOPPED,
-    Conversation,
-    Message,
-    utcnow,
-)
-from ..rendering import render_markdown
+from ..models import COMPLETE, Conversation, utcnow
 from ..search import search as run_search
 from ..settings import conversation_settings_fragment, save_conversation_settings
+from .imports import EXPORT_FORMAT, EXPORT_VERSION, Invalid, check_export, parse, store
 
 bp = Blueprint("manage", __name__)
-
-EXPORT_FORMAT = "equing-chat"
-EXPORT_VERSION = 1
-#: Bounds on an import, so one upload cannot fill the database.
-IMPORT_MAX_CONVERSATIONS = 5000
-IMPORT_MAX_MESSAGES = 2000
 
 
 def owned(conversation_id: int) -> Conversation:
@@ -60,6 +50,11 @@ def rename(conversation_id: int):
     """Give a conversation a new title."""
     conversation = owned(conversation_id)
     title = " ".join(request.form.get("title", "").split())
+    if "\x00" in title:  # PostgreSQL cannot store it: refused in words, not a 500
+        message = "A title cannot hold a NUL character; it was not changed."
+        if is_htmx():
+            return render_template("_composer_error.html", error=message), 400
+        return render_template("error.html", status=400, message=message), 400
     if not title or len(title) > 200:
         flash("A title needs 1 to 200 characters; it was not changed.", "error")
         return back(conversation)
@@ -205,7 +200,10 @@ def export_json(conversation_id: int):
 @login_required
 def export_all():
     """Download all of a person's conversations as JSON (importable)."""
-    conversations = db.session.scalars(Conversation.for_user(current_user.id)).all()
+    # All messages in one query: a full export of thousands of conversations otherwise costs
+    # a query per conversation.
+    conversations = db.session.scalars(Conversation.for_user(current_user.id).options(
+        selectinload(Conversation.messages))).all()
     return _download(json.dumps(_envelope(conversations), ensure_ascii=False, indent=1),
                      "application/json", "conversations.json")
 
@@ -214,97 +212,52 @@ def export_all():
 @login_required
 def data():
     """The export and import page."""
-    return render_template("manage/data.html")
+    return _data_page()
 
 
-class ImportError_(ValueError):
-    """An import file that cannot be used; the message says why."""
+def import_limit() -> int:
+    """Largest import file in bytes (MAX_IMPORT_BYTES): bigger than other requests' limit,
+    so that everything a person can export imports back."""
+    return int(current_app.config["MAX_IMPORT_BYTES"])
 
 
-def _text(item: dict, key: str, limit: int, default: str = "") -> str:
-    value = item.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise ImportError_(f"“{key}” must be text")
-    return value[:limit]
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:,.1f} MB"
 
 
-def _time(item: dict, key: str) -> datetime | None:
-    value = item.get(key)
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value)).replace(tzinfo=None)
-    except ValueError:
-        return None
+def _data_page(status: int = 200):
+    return render_template("manage/data.html", import_limit=_megabytes(import_limit())), status
 
 
-def import_data(data: Any, user_id: int) -> int:
-    """Create conversations from an export; returns how many. Never changes existing ones."""
-    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
-        raise ImportError_("this is not an Equing Chat export (no \"format\": \"equing-chat\")")
-    if data.get("version") != EXPORT_VERSION:
-        raise ImportError_(f"unknown export version {data.get('version')!r}")
-    conversations = data.get("conversations")
-    if not isinstance(conversations, list):
-        raise ImportError_("“conversations” must be a list")
-    if len(conversations) > IMPORT_MAX_CONVERSATIONS:
-        raise ImportError_(f"at most {IMPORT_MAX_CONVERSATIONS} conversations at once")
-    now = utcnow()
-    for number, item in enumerate(conversations, 1):
-        try:
-            if not isinstance(item, dict) or not isinstance(item.get("messages"), list):
-                raise ImportError_("each conversation needs a “messages” list")
-            if len(item["messages"]) > IMPORT_MAX_MESSAGES:
-                raise ImportError_(f"at most {IMPORT_MAX_MESSAGES} messages a conversation")
-            settings = item.get("settings")
-            conversation = Conversation(
-                user_id=user_id, title=_text(item, "title", 200, "Imported chat") or "Imported",
-                pinned=bool(item.get("pinned")),
-                settings=settings if isinstance(settings, dict) else None,
-                created_at=_time(item, "created_at") or now,
-                updated_at=_time(item, "updated_at") or now)
-            db.session.add(conversation)
-            for m in item["messages"]:
-                if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
-                    raise ImportError_("each message needs a role of “user” or “assistant”")
-                status = m.get("status") if m.get("status") in FINAL_STATUSES else STOPPED
-                params = m.get("params")
-                content = _text(m, "content", 200_000)
-                db.session.add(Message(
-                    conversation=conversation, role=m["role"], content=content,
-                    html=str(render_markdown(content)) if m["role"] == "assistant" else None,
-                    status=status,
-                    provider=_text(m, "provider", 32) or None,
-                    model=_text(m, "model", 128) or None,
-                    params=params if isinstance(params, dict) else None,
-                    error=_text(m, "error", 2000) or None,
-                    created_at=_time(m, "created_at") or now,
-                    finished_at=_time(m, "finished_at"), updated_at=now))
-        except ImportError_ as exc:
-            db.session.rollback()
-            raise ImportError_(f"conversation {number}: {exc}") from None
-    db.session.commit()
-    return len(conversations)
+def _refused(message: str, status: int):
+    """An import refused: the data page with the message, or for htmx the message alone."""
+    if is_htmx():
+        return render_template("_composer_error.html", error=message), status
+    flash(message, "error")
+    return _data_page(status)
 
 
 @bp.post("/import")
+@csrf.exempt  # checked in the view, once the import's own size limit applies
 @login_required
 def import_json():
-    """Import conversations from a JSON export (added as new conversations)."""
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        flash("Choose a JSON export file to import.", "error")
-        return render_template("manage/data.html"), 422
+    """Import conversations from a JSON export (added as new conversations), all or nothing."""
+    limit = import_limit()
+    # The form is parsed by the CSRF check: raise the limit for this request first.
+    request.max_content_length = limit
     try:
-        data = json.loads(upload.read().decode("utf-8"))
-        count = import_data(data, current_user.id)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        flash("That file is not JSON; nothing was imported.", "error")
-        return render_template("manage/data.html"), 422
-    except ImportError_ as exc:
-        flash(f"Nothing was imported: {exc}.", "error")
-        return render_template("manage/data.html"), 422
+        csrf.protect()
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:
+        return _refused(f"Nothing was imported: the file is larger than the import limit of "
+                        f"{_megabytes(limit)}.", 413)
+    if upload is None or not upload.filename:
+        return _refused("Choose a JSON export file to import.", 422)
+    try:
+        records = check_export(parse(upload.read(limit + 1)),
+                               current_app.extensions["providers"])
+        count = store(records, current_user.id)
+    except Invalid as exc:
+        return _refused(f"Nothing was imported: {exc}.", exc.status)
     flash(f"Imported {count} conversation{'s' if count != 1 else ''}.", "ok")
     return redirect(url_for("chat.index"), code=303)

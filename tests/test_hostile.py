@@ -131,14 +131,7 @@ BASELINE = {"content": "hi", "title": "a title", "q": "hi", "page": "1", "curren
 
 #: Routes whose failures belong to files another change owns, with the reason. Empty when
 #: every route holds.
-KNOWN: dict[tuple[str, str], str] = {
-    ("manage.import_json", "POST"): "the import is validated by issue 14 point 4 "
-                                    "(deep nesting, lone surrogates, NaN)",
-    # The guard leaves these forms to say it next to the field (guards.SELF_CHECKED).
-    ("settings.defaults", "POST"): "the settings form refuses NUL itself (issue 14 point 4)",
-    ("manage.conversation_settings", "POST"): "the settings form refuses NUL itself (issue 14 "
-                                              "point 4)",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _encode(pairs: list[tuple[str, str]]) -> str:

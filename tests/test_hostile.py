@@ -345,7 +345,8 @@ def calls_for(world: World, endpoint: str, method: str, rule: str):
                 yield Call(who, method, path, form=pairs, htmx=n % 2 == 0)
                 if who == "alice":
                     yield Call(who, method, path, query=pairs, form=[("content", "hi")])
-            if who == "alice":  # the one field among valid ones
+            if who == "alice" and len(value) <= 1000:  # one field among valid ones (a huge
+                # value already went to the main field alone)
                 pairs = list({**BASELINE, main: value}.items())
                 yield Call(who, method, path, **{"query" if method == "GET" else "form": pairs})
         if method != "GET" and who == "alice":

@@ -78,9 +78,10 @@ def create_app(test_config: dict[str, Any] | None = None, migrations: bool = Tru
 
     app.extensions["providers"] = ProviderRegistry.from_config(app.config)
 
-    from . import auth, chat, cli, errors, manage, meta, settings, share
+    from . import auth, chat, cli, errors, guards, manage, meta, settings, share
     from .rendering import message_html, message_info, render_markdown
 
+    guards.init_app(app)  # before the blueprints: their rules take its bounded <int:...>
     for blueprint in (auth.bp, chat.bp, settings.bp, share.bp, manage.bp, meta.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)

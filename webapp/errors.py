@@ -20,7 +20,8 @@ MESSAGES = {
 }
 
 
-def _render(status: int, message: str):
+def render_error(status: int, message: str):
+    """The error page with ``message`` (a fragment for htmx), as a response and its status."""
     if is_htmx():
         return render_template("_composer_error.html", error=message), status
     return render_template("error.html", status=status, message=message), status
@@ -31,10 +32,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
-        return _render(400, "The form expired or came from elsewhere: reload the page and "
-                            "try again (your text is still in the box).")
+        return render_error(400, "The form expired or came from elsewhere: reload the page and "
+                                 "try again (your text is still in the box).")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
-        return _render(status, MESSAGES.get(status, error.description or "Error."))
+        return render_error(status, MESSAGES.get(status, error.description or "Error."))

@@ -4,30 +4,17 @@ point 2)."""
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
+from tests.helpers import sign_in
 from tests.peers.appserver import AppServer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is missing: `make test` installs it (make system-deps)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture()
@@ -40,11 +27,6 @@ def server(tmp_path, fault_server):
     server.stop()
 
 
-def sign_in(page, base, path="/"):
-    page.goto(base + path)
-    page.fill("#username", "alice")
-    page.fill("#password", "correct horse")
-    page.click("button[type=submit]")
 
 
 def start_conversation(page, base, text):

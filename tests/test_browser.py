@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
+from tests.helpers import sign_in
 from tests.peers.appserver import AppServer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is missing: `make test` installs it (make system-deps)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture()
@@ -41,16 +28,6 @@ def server(tmp_path, fault_server):
     server.stop()
 
 
-def sign_in(page, base):
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(base + "/")
-    page.fill("#username", "alice")
-    page.fill("#password", "correct horse")
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/")
-    return errors
 
 
 def test_answer_grows_in_the_page_then_renders_markdown(browser, server):

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from tests.helpers import sign_in
 from tests.peers.appserver import AppServer
-from tests.test_browser import browser, sign_in  # noqa: F401 - the browser fixture
 
 pytestmark = pytest.mark.browser
 

@@ -10,8 +10,9 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from tests.helpers import sign_in
 from tests.peers.appserver import AppServer
-from tests.test_browser import browser, server, sign_in  # noqa: F401 - shared fixtures
+from tests.test_browser import server  # noqa: F401 - the fault-upstream server fixture
 
 pytestmark = pytest.mark.browser
 

@@ -17,10 +17,10 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.conftest import Browserless
+from tests.helpers import sign_in
 from tests.peers.appserver import AppServer
 from tests.peers.webclient import WebClient
 from tests.test_app import read_stream, rows, start_chat
-from tests.test_browser import ARGS, CHROMIUM, sign_in
 from webapp.extensions import db
 from webapp.models import Message, utcnow
 
@@ -249,17 +249,6 @@ def test_parallel_retries_restart_an_answer_once(tmp_path, fault_server):
 
 # -- 14.11: a page whose worker was killed ends in a state a person can act on -----------------
 
-@pytest.fixture(scope="module")
-def chromium():
-    """Debian's chromium through Playwright (as in test_browser)."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is missing: `make test` installs it (make system-deps)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def _kill_workers(server) -> None:
@@ -281,7 +270,7 @@ def _wait_for_text(locator, needle: str, seconds: float = 20) -> None:
 
 
 @pytest.mark.browser
-def test_a_page_whose_worker_was_killed_ends_interrupted_with_retry(chromium, tmp_path,
+def test_a_page_whose_worker_was_killed_ends_interrupted_with_retry(browser, tmp_path,
                                                                     fault_server):
     """SIGKILL the worker mid-answer: the open page notices its stream broke and, once the
     answer is stale (STREAM_STALE_SECONDS=2 here), shows it Interrupted with Retry, both for an
@@ -289,7 +278,7 @@ def test_a_page_whose_worker_was_killed_ends_interrupted_with_retry(chromium, tm
     own request (a second turn)."""
     server = _server(tmp_path, fault_server, "endless", FLASK_STREAM_STALE_SECONDS="2")
     try:
-        page = chromium.new_page()
+        page = browser.new_page()
         sign_in(page, server.base)
         page.fill("#content", "Keep going")
         page.keyboard.press("Enter")
@@ -332,7 +321,7 @@ def _worker_talking_to(server, port: int) -> int:
 
 
 @pytest.mark.browser
-def test_a_page_whose_stream_falls_silent_ends_interrupted(chromium, tmp_path, fault_server):
+def test_a_page_whose_stream_falls_silent_ends_interrupted(browser, tmp_path, fault_server):
     """A worker that stops dead without closing its connections (SIGSTOP here: a half-open
     connection, as when a machine vanishes): the page's stream brings nothing more, the page
     asks the server after its silence limit, and the other worker says the answer was
@@ -341,7 +330,7 @@ def test_a_page_whose_stream_falls_silent_ends_interrupted(chromium, tmp_path, f
                      workers=2)
     frozen = None
     try:
-        page = chromium.new_page()
+        page = browser.new_page()
         log = []
         page.on("console", lambda msg: log.append(msg.text))
         page.on("requestfailed", lambda r: log.append("failed " + r.url))

@@ -153,3 +153,18 @@ def test_a_provider_no_longer_enabled_falls_back_to_the_default(alice, app, scri
     _, message_id = start_chat(alice)
     (answer,) = rows(app, Message, id=message_id)
     assert (answer.provider, answer.model) == ("scripted", "script-1")
+
+
+def test_a_provider_that_lists_no_models_takes_any_model_id(alice, app, scripted):
+    """A server set up without a model list (OPENAI_MODELS empty: any model) takes the id the
+    person types, on the defaults page and a conversation's own settings alike."""
+    scripted.models = ()
+    response = alice.post("/settings", {**GOOD, "model": "llama3"}, htmx=False)
+    assert response.status_code == 303
+    assert settings_of(app).model == "llama3"
+    conversation_id, _ = start_chat(alice, "hello")
+    response = alice.post(f"/c/{conversation_id}/settings", {**GOOD, "model": "qwen2.5:7b"},
+                          htmx=False)
+    assert response.status_code == 303
+    with app.app_context():
+        assert db.session.get(Conversation, conversation_id).settings["model"] == "qwen2.5:7b"

@@ -152,6 +152,12 @@ def check_model(value: Any, provider: str, registry, allow_default: bool = True)
     name = provider or registry.default
     if (not value and allow_default) or name not in registry:
         return value
+    provider = registry.get(name)
+    if not provider.models:
+        # A server that lists no models (OPENAI_MODELS empty) takes any model id it is given.
+        if not value:
+            raise Invalid(f"Type the id of a model {provider.label} offers.")
+        return value
     offered = registry.models(name)
     if value not in offered:
         raise Invalid(f"{registry.get(name).label} does not offer {shown(value)}; "

@@ -73,8 +73,9 @@ def parse(raw: bytes) -> Any:
                          f"{exc.msg})") from None
     except RecursionError:
         raise Unreadable("the file is nested too deeply to be an export") from None
-    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-        raise Unreadable(f"the file is not JSON this app reads ({exc})") from None
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        raise Unreadable("the file holds a number with thousands of digits, which no export "
+                         "has") from None
 
 
 def _where(exc: Invalid, prefix: str) -> Invalid:

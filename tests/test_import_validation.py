@@ -59,6 +59,12 @@ def refused(app, response, status: int, *words: str) -> str:
 
 # -- 14.4: the import takes what the forms take, all or nothing, first problem in words ----
 
+def test_a_number_of_thousands_of_digits_is_refused_in_words(alice, app):
+    body = '{"format": "equing-chat", "version": 1, "conversations": [' + "9" * 5000 + "]}"
+    text = refused(app, post_import(alice, body), 400, "thousands of digits")
+    assert "set_int_max_str_digits" not in text  # no Python internals on the page
+
+
 def test_deep_nesting_is_a_400_not_a_recursion_error(alice, app):
     body = '{"format": "equing-chat", "version": 1, "conversations": [' \
            + "[" * 100_000 + "]" * 100_000 + "]}"

@@ -166,6 +166,12 @@ def test_phone_top_bar_fits_and_the_drawer_closes(browser, server, width):  # no
     expect(drawer).to_be_visible()
     expect(toggle).to_have_attribute("aria-expanded", "true")
     assert page.evaluate("!!document.activeElement.closest('#sidebar')")
+    # Tab goes round the drawer's controls, never to the page behind the backdrop.
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        assert page.evaluate("!!document.activeElement.closest('#sidebar')")
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("!!document.activeElement.closest('#sidebar')")
     page.keyboard.press("Escape")
     expect(drawer).to_be_hidden()
     expect(toggle).to_have_attribute("aria-expanded", "false")
@@ -181,6 +187,12 @@ def test_phone_top_bar_fits_and_the_drawer_closes(browser, server, width):  # no
     drawer.get_by_role("link", name="Phone one").click()
     page.wait_for_url(f"{server.base}/c/{first}")
     expect(drawer).to_be_hidden()
+    # The conversation's menus open inside the screen, every control of them in reach.
+    for name in ("Rename", "Chat settings", "Share"):
+        page.locator("summary", has_text=name).click()
+        box = page.locator("details[open] .popover").bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, (name, box)
+        page.locator("summary", has_text=name).click()
     # New chat, in the top bar, works from there.
     new_chat.click()
     page.wait_for_url(server.base + "/")

@@ -127,6 +127,26 @@
     }
   });
 
+  // The open drawer covers the page: Tab and Shift+Tab go round its controls instead of
+  // wandering to the controls hidden behind the backdrop.
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Tab" || !drawerOpen() || !isDrawer()) return;
+    var sidebar = document.getElementById("sidebar");
+    var controls = Array.prototype.filter.call(
+      sidebar.querySelectorAll("a[href], button:not([disabled]), input, [tabindex]:not([tabindex='-1'])"),
+      function (el) { return el.offsetParent !== null; });
+    if (!controls.length) return;
+    var first = controls[0], last = controls[controls.length - 1];
+    var inside = sidebar.contains(document.activeElement);
+    if (evt.shiftKey && (!inside || document.activeElement === first || document.activeElement === sidebar)) {
+      evt.preventDefault();
+      last.focus();
+    } else if (!evt.shiftKey && (!inside || document.activeElement === last)) {
+      evt.preventDefault();
+      first.focus();
+    }
+  });
+
   // -- Search as you type --------------------------------------------------------------------
   function clearSearch(box) {
     box.value = "";

@@ -86,6 +86,29 @@
     refocusComposer();
   });
 
+  // A conversation menu's form (Chat settings, its reset) is replaced by the answer to its
+  // request: the button that had the focus is gone, and the focus would fall to <body>. Put it
+  // on the first field the answer refused, else on the menu's Save button.
+  var menuOfRequest = null;
+  document.addEventListener("htmx:before:request", function (evt) {
+    var source = evt.detail && evt.detail.ctx && evt.detail.ctx.sourceElement;
+    var menu = source && source.closest && source.closest("details.tool-menu[id]");
+    menuOfRequest = menu ? menu.id : null;
+  });
+  document.addEventListener("htmx:finally:request", function () {
+    var id = menuOfRequest;
+    menuOfRequest = null;
+    if (!id) return;
+    setTimeout(function () {
+      var active = document.activeElement;
+      if (active && active !== document.body && active.isConnected) return;
+      var menu = document.getElementById(id);
+      var target = menu && (menu.querySelector("[aria-invalid=true]") ||
+                            menu.querySelector(".popover form button[type=submit]:not(.link)"));
+      if (target) target.focus();
+    }, 0);
+  });
+
   // An answer's bubble is replaced when it ends: if its Stop button had the focus, the
   // focus would fall to <body>.
   document.addEventListener("focusout", function (evt) {

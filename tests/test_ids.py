@@ -13,6 +13,7 @@ from tests.test_app import read_stream, rows, start_chat
 from tests.test_share_manage import share
 from webapp.extensions import db
 from webapp.models import Conversation, Message, Share, User
+from webapp.queries import people
 
 
 def test_a_deleted_conversations_link_never_opens_a_newer_one(alice, app):
@@ -40,7 +41,7 @@ def test_a_deleted_conversations_link_never_opens_a_newer_one(alice, app):
 def test_no_table_with_visible_ids_reuses_one(app, make_user):
     make_user("alice")
     with app.app_context():
-        alice = db.session.scalar(User.by_username("alice"))
+        alice = db.session.scalar(people.by_username("alice"))
         keep = Conversation(user_id=alice.id)
         db.session.add(keep)
         db.session.commit()

@@ -9,8 +9,9 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from .extensions import db
-from .models import User
+from .extensions import providers as enabled_providers
 from .providers import ProviderError
+from .queries import people
 
 
 def init_app(app: Flask) -> None:
@@ -33,7 +34,7 @@ def users_create(username: str, password: str, admin: bool):
     """Create an account."""
     from .auth import create_user
 
-    if db.session.scalar(User.by_username(username)) is not None:
+    if db.session.scalar(people.by_username(username)) is not None:
         raise click.ClickException(f"the username {username!r} is taken")
     if len(password) < 8:
         raise click.ClickException("the password needs at least 8 characters")
@@ -46,7 +47,7 @@ def users_create(username: str, password: str, admin: bool):
 @click.option("--probe/--no-probe", default=True, help="Send each provider a real request.")
 def providers(probe: bool):
     """List the enabled providers with their flags, models, URL and whether they work."""
-    registry = current_app.extensions["providers"]
+    registry = enabled_providers()
     for provider in registry:
         working = provider.working
         detail = ""
@@ -75,7 +76,7 @@ def providers(probe: bool):
 def chat(prompt: str, name: str | None, model: str | None, temperature: float | None,
          max_tokens: int | None, system: str, no_stream: bool):
     """Stream one answer to PROMPT to the terminal."""
-    registry = current_app.extensions["providers"]
+    registry = enabled_providers()
     name = name or registry.default
     if name not in registry:
         raise click.ClickException(f"no enabled provider {name!r} "

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from secrets import token_hex
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, false, select
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -58,10 +58,6 @@ class User(UserMixin, db.Model):
         """Whether ``password`` matches the stored hash."""
         return check_password_hash(self.password_hash, password)
 
-    @staticmethod
-    def by_username(username: str):
-        """``select()`` of the user with that name."""
-        return select(User).where(User.username == username)
 
 
 class UserSettings(db.Model):
@@ -107,18 +103,6 @@ class Conversation(db.Model):
     shares: Mapped[list[Share]] = relationship(
         back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True)
 
-    @staticmethod
-    def for_user(user_id: int):
-        """``select()`` of a person's conversations: pinned first, then most recently active."""
-        return (select(Conversation).where(Conversation.user_id == user_id)
-                .order_by(Conversation.pinned.desc(), Conversation.updated_at.desc(),
-                          Conversation.id.desc()))
-
-    @staticmethod
-    def owned(conversation_id: int, user_id: int):
-        """``select()`` of one conversation if, and only if, ``user_id`` owns it."""
-        return select(Conversation).where(Conversation.id == conversation_id,
-                                          Conversation.user_id == user_id)
 
 
 class Share(db.Model):
@@ -141,11 +125,6 @@ class Share(db.Model):
 
     conversation: Mapped[Conversation] = relationship(back_populates="shares")
 
-    @staticmethod
-    def for_user(user_id: int):
-        """``select()`` of a person's links, newest first."""
-        return (select(Share).where(Share.user_id == user_id)
-                .order_by(Share.updated_at.desc(), Share.id.desc()))
 
 
 #: Message statuses. pending: saved, not started; streaming: being generated; the others final.
@@ -203,11 +182,6 @@ class Message(db.Model):
         a, b = getattr(self, start), getattr(self, end)
         return (b - a).total_seconds() if a and b else None
 
-    @staticmethod
-    def owned(message_id: int, user_id: int):
-        """``select()`` of one message if, and only if, ``user_id`` owns its conversation."""
-        return (select(Message).join(Conversation)
-                .where(Message.id == message_id, Conversation.user_id == user_id))
 
 
 class SignInFailure(db.Model):

@@ -17,11 +17,11 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..extensions import db, limiter, login_manager
+from ..extensions import app_state, db, limiter, login_manager
 from ..models import User, UserSettings
+from ..queries import people
 from . import failures
 from .forms import LoginForm, SignupForm
 
@@ -43,11 +43,11 @@ def load_user(session_id: str) -> User | None:
 
 def has_users() -> bool:
     """Whether any account exists; cached once true (accounts are not all deleted in use)."""
-    if current_app.extensions.get("has_users"):
+    if app_state().has_users:
         return True
-    found = db.session.scalar(select(func.count()).select_from(User)) > 0
+    found = db.session.scalar(people.count()) > 0
     if found:
-        current_app.extensions["has_users"] = True
+        app_state().has_users = True
     return found
 
 
@@ -138,7 +138,7 @@ def login():
                 429))
             response.headers["Retry-After"] = str(attempt.retry_after)
             return response
-        user = db.session.scalar(User.by_username(username))
+        user = db.session.scalar(people.by_username(username))
         if _password_matches(user, form.password.data):
             failures.succeeded(attempt)
             target = _safe_next(request.args.get("next"))
@@ -168,7 +168,7 @@ def signup():
         return render_template("auth/signup_closed.html"), 403
     form = SignupForm()
     if form.validate_on_submit():
-        if db.session.scalar(User.by_username(form.username.data.strip())) is not None:
+        if db.session.scalar(people.by_username(form.username.data.strip())) is not None:
             form.username.errors.append("That username is taken.")
         else:
             _sign_in(create_user(form.username.data, form.password.data))

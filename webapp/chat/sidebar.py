@@ -5,15 +5,16 @@ from __future__ import annotations
 from flask import current_app, get_template_attribute
 
 from ..extensions import db
-from ..models import Conversation, Message
+from ..models import Message
+from ..queries import conversations
 
 
 def conversation_list_oob(user_id: int, current: int) -> str:
     """The first page of ``user_id``'s conversations as an element that replaces the sidebar
     list in place (``hx-swap-oob``), with ``current`` marked as the open one."""
     size = current_app.config["CONVERSATIONS_PER_PAGE"]
-    rows = db.session.scalars(Conversation.for_user(user_id).limit(size + 1)).all()
-    render = get_template_attribute("_partials.html", "conversation_list")
+    rows = db.session.scalars(conversations.for_user(user_id).limit(size + 1)).all()
+    render = get_template_attribute("chat/_macros.html", "conversation_list")
     return str(render(rows[:size], len(rows) > size, current, oob=True))
 
 

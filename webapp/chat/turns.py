@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..extensions import db
+from ..extensions import db, providers
 from ..models import (
     COMPLETE,
     ERROR,
@@ -22,6 +22,7 @@ from ..models import (
     UserSettings,
     utcnow,
 )
+from ..queries import conversations, people
 from ..settings.values import effective, sampling
 from ..streaming import deadlines, mark_interrupted
 
@@ -49,7 +50,7 @@ def title_from(content: str) -> str:
 def generation_choice(values: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """The provider, model and exact parameters a new answer will use, from settings values
     (a provider or model no longer offered falls back to the installation's default)."""
-    registry = current_app.extensions["providers"]
+    registry = providers()
     name = values.get("provider") if values.get("provider") in registry else registry.default
     provider = registry.get(name)
     model = values.get("model")
@@ -76,16 +77,7 @@ _RUNNING_COUNTS = (select(func.count(),
                           func.count().filter(_overdue))
                    .select_from(Message).join(Conversation).where(*_running))
 _OVERDUE_RUNNING = select(Message).join(Conversation).where(*_running, _overdue)
-_TOUCH_CONVERSATION = (update(Conversation).where(Conversation.id == bindparam("conversation_id"))
-                       .values(updated_at=bindparam("now"))
-                       .execution_options(synchronize_session=False))
 _INSERT_MESSAGES = insert(Message).returning(Message, sort_by_parameter_order=True)
-_users = User.__table__
-# The person's row is the lock that serialises their turns (see _lock_person).
-_LOCK_PERSON_ROW = select(_users.c.id).where(_users.c.id == bindparam("user_id")).with_for_update()
-# (A column no foreign key refers to: rewriting the id would make SQLite check every child.)
-_WRITE_PERSON_ROW = (update(_users).where(_users.c.id == bindparam("user_id"))
-                     .values(username=_users.c.username))
 
 
 def _lock_person(user: User) -> None:
@@ -100,9 +92,9 @@ def _lock_person(user: User) -> None:
     """
     params = {"user_id": user.id}
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(_LOCK_PERSON_ROW, params)
+        db.session.execute(people.LOCK_ROW, params)
     else:
-        db.session.execute(_WRITE_PERSON_ROW, params)
+        db.session.execute(people.WRITE_ROW, params)
 
 
 def _check_running(user: User, conversation: Conversation | None = None) -> None:
@@ -183,7 +175,7 @@ def start_turn(conversation: Conversation | None, user: User, content: str,
         db.session.add(conversation)
         db.session.flush()
     else:
-        db.session.execute(_TOUCH_CONVERSATION, {"conversation_id": conversation.id, "now": now})
+        db.session.execute(conversations.TOUCH, {"conversation_id": conversation.id, "now": now})
         set_committed_value(conversation, "updated_at", now)
     # Both rows in one INSERT ... RETURNING (the same keys in each, so they go together).
     common = {"conversation_id": conversation.id, "created_at": now, "updated_at": now}

@@ -10,7 +10,6 @@ from typing import Any
 from flask import (
     Blueprint,
     Response,
-    abort,
     current_app,
     flash,
     redirect,
@@ -22,21 +21,15 @@ from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..extensions import csrf, db
+from ..extensions import csrf, db, providers
 from ..htmx import is_htmx
 from ..models import COMPLETE, Conversation, utcnow
+from ..queries import conversations, owned_or_404
 from ..search import search as run_search
 from ..settings import conversation_settings_fragment, save_conversation_settings
 from .imports import EXPORT_FORMAT, EXPORT_VERSION, Invalid, check_export, parse, store
 
 bp = Blueprint("manage", __name__)
-
-
-def owned(conversation_id: int) -> Conversation:
-    conversation = db.session.scalar(Conversation.owned(conversation_id, current_user.id))
-    if conversation is None:
-        abort(404)
-    return conversation
 
 
 def back(conversation: Conversation, anchor: str | None = None):
@@ -48,7 +41,7 @@ def back(conversation: Conversation, anchor: str | None = None):
 @login_required
 def rename(conversation_id: int):
     """Give a conversation a new title."""
-    conversation = owned(conversation_id)
+    conversation = owned_or_404(Conversation, conversation_id)
     title = " ".join(request.form.get("title", "").split())
     if "\x00" in title:  # PostgreSQL cannot store it: refused in words, not a 500
         message = "A title cannot hold a NUL character; it was not changed."
@@ -67,7 +60,7 @@ def rename(conversation_id: int):
 @login_required
 def pin(conversation_id: int):
     """Pin a conversation to the top of the sidebar, or unpin it."""
-    conversation = owned(conversation_id)
+    conversation = owned_or_404(Conversation, conversation_id)
     conversation.pinned = not conversation.pinned
     db.session.commit()
     return back(conversation)
@@ -77,7 +70,7 @@ def pin(conversation_id: int):
 @login_required
 def delete(conversation_id: int):
     """Ask, then delete a conversation with its messages and shared links."""
-    conversation = owned(conversation_id)
+    conversation = owned_or_404(Conversation, conversation_id)
     if request.method == "GET":
         return render_template("manage/delete.html", conversation=conversation)
     db.session.delete(conversation)
@@ -90,7 +83,7 @@ def delete(conversation_id: int):
 @login_required
 def conversation_settings(conversation_id: int):
     """Give a conversation its own generation settings (from its next answer on)."""
-    conversation = owned(conversation_id)
+    conversation = owned_or_404(Conversation, conversation_id)
     form, saved = save_conversation_settings(conversation)
     if is_htmx():  # the form, and the "Chat settings •" mark out of band
         return conversation_settings_fragment(conversation, form, saved), 200 if saved else 422
@@ -106,7 +99,7 @@ def conversation_settings(conversation_id: int):
 @login_required
 def reset_settings(conversation_id: int):
     """Go back to the person's default settings for this conversation."""
-    conversation = owned(conversation_id)
+    conversation = owned_or_404(Conversation, conversation_id)
     conversation.settings = None
     db.session.commit()
     if is_htmx():  # a fresh form, and the "Chat settings •" mark out of band
@@ -182,7 +175,7 @@ def to_markdown(conversation: Conversation) -> str:
 @login_required
 def export_markdown(conversation_id: int):
     """Download one conversation as Markdown."""
-    conversation = owned(conversation_id)
+    conversation = owned_or_404(Conversation, conversation_id)
     return _download(to_markdown(conversation), "text/markdown",
                      f"{_slug(conversation.title)}.md")
 
@@ -191,7 +184,7 @@ def export_markdown(conversation_id: int):
 @login_required
 def export_json(conversation_id: int):
     """Download one conversation as JSON (importable)."""
-    conversation = owned(conversation_id)
+    conversation = owned_or_404(Conversation, conversation_id)
     return _download(json.dumps(_envelope([conversation]), ensure_ascii=False, indent=1),
                      "application/json", f"{_slug(conversation.title)}.json")
 
@@ -202,9 +195,9 @@ def export_all():
     """Download all of a person's conversations as JSON (importable)."""
     # All messages in one query: a full export of thousands of conversations otherwise costs
     # a query per conversation.
-    conversations = db.session.scalars(Conversation.for_user(current_user.id).options(
+    everything = db.session.scalars(conversations.for_user(current_user.id).options(
         selectinload(Conversation.messages))).all()
-    return _download(json.dumps(_envelope(conversations), ensure_ascii=False, indent=1),
+    return _download(json.dumps(_envelope(everything), ensure_ascii=False, indent=1),
                      "application/json", "conversations.json")
 
 
@@ -255,7 +248,7 @@ def import_json():
         return _refused("Choose a JSON export file to import.", 422)
     try:
         records = check_export(parse(upload.read(limit + 1)),
-                               current_app.extensions["providers"])
+                               providers())
         count = store(records, current_user.id)
     except Invalid as exc:
         return _refused(f"Nothing was imported: {exc}.", exc.status)

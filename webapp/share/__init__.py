@@ -22,6 +22,7 @@ from ..extensions import db
 from ..htmx import is_htmx
 from ..manage.imports import CONTENT_CHARS, MODEL_CHARS, PROVIDER_CHARS, TITLE_CHARS
 from ..models import COMPLETE, FINAL_STATUSES, Conversation, Message, Share, utcnow
+from ..queries import owned_or_404, shares
 from ..rendering import message_html
 from ..settings.schema import Invalid, check_params, check_system_prompt, check_text, kind
 from ..settings.values import from_user
@@ -128,19 +129,12 @@ def take_snapshot(conversation: Conversation, include_system_prompt: bool) -> di
     })
 
 
-def owned_share(share_id: int) -> Share:
-    share = db.session.get(Share, share_id)
-    if share is None or share.user_id != current_user.id:
-        abort(404)
-    return share
-
-
 def live_share(token: str) -> Share:
     """The share behind a link, or 404 (revoked, mistyped, or never existed)."""
     # Only a token's own alphabet reaches the database (PostgreSQL refuses a NUL in text).
     if not _TOKEN.fullmatch(token):
         abort(404)
-    share = db.session.scalar(db.select(Share).where(Share.token == token))
+    share = db.session.scalar(shares.by_token(token))
     if share is None:
         abort(404)
     return share
@@ -163,24 +157,22 @@ def _refused(message: str, status: int, conversation: Conversation | None = None
 @login_required
 def index():
     """All of a person's shared links."""
-    shares = db.session.scalars(Share.for_user(current_user.id)).all()
-    return render_template("share/index.html", shares=shares)
+    links = db.session.scalars(shares.for_user(current_user.id)).all()
+    return render_template("share/index.html", shares=links)
 
 
 @bp.post("/c/<int:conversation_id>/share")
 @login_required
 def create(conversation_id: int):
     """Share a conversation, or update its link's snapshot to the conversation as it is now."""
-    conversation = db.session.scalar(Conversation.owned(conversation_id, current_user.id))
-    if conversation is None:
-        abort(404)
+    conversation = owned_or_404(Conversation, conversation_id)
     include = request.form.get("include_system_prompt") in ("1", "on", "true", "y")
     try:
         snapshot = take_snapshot(conversation, include)
     except Invalid as exc:
         return _refused(f"This conversation cannot be shared: {exc}.", exc.status,
                         conversation)
-    share = db.session.scalar(db.select(Share).where(Share.conversation_id == conversation.id))
+    share = db.session.scalar(shares.of_conversation(conversation.id))
     now = utcnow()
     if share is None:
         share = Share(token=new_token(), conversation_id=conversation.id,
@@ -201,7 +193,7 @@ def create(conversation_id: int):
 @login_required
 def revoke(share_id: int):
     """Revoke a link: from now on it answers 404."""
-    share = owned_share(share_id)
+    share = owned_or_404(Share, share_id)
     conversation_id = share.conversation_id
     db.session.delete(share)
     db.session.commit()

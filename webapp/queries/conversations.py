@@ -1,0 +1,28 @@
+"""Queries of conversations."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, bindparam, select, update
+
+from ..models import Conversation
+
+_conversations = Conversation.__table__
+
+
+def for_user(user_id: int) -> Select:
+    """A person's conversations: pinned first, then most recently active."""
+    return (select(Conversation).where(Conversation.user_id == user_id)
+            .order_by(Conversation.pinned.desc(), Conversation.updated_at.desc(),
+                      Conversation.id.desc()))
+
+
+def owned(conversation_id: int, user_id: int) -> Select:
+    """One conversation if, and only if, ``user_id`` owns it."""
+    return select(Conversation).where(Conversation.id == conversation_id,
+                                      Conversation.user_id == user_id)
+
+
+#: Marks a conversation active (``now``): it moves to the top of its owner's sidebar. Run at
+#: every turn and at the end of every answer, so built once (see the package's docstring).
+TOUCH = (update(_conversations).where(_conversations.c.id == bindparam("conversation_id"))
+         .values(updated_at=bindparam("now")))

@@ -53,7 +53,7 @@ from tests.peers.database import database  # noqa: E402
 from tests.scripted import ScriptedProvider  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.auth import create_user  # noqa: E402
-from webapp.extensions import db  # noqa: E402
+from webapp.extensions import app_state, db  # noqa: E402
 from webapp.models import UserSettings  # noqa: E402
 
 
@@ -86,8 +86,8 @@ def app(request, tmp_path, scripted, monkeypatch, database_url):
         "RATELIMIT_ENABLED": request.node.get_closest_marker("ratelimits") is not None,
         "RATELIMIT_STORAGE_URI": "memory://",
     })
-    app.extensions["providers"].register(scripted)
-    app.extensions["providers"].default = scripted.name
+    app_state(app).providers.register(scripted)
+    app_state(app).providers.default = scripted.name
     with app.app_context():
         upgrade()
     yield app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from webapp.extensions import db
+from webapp.extensions import app_state, db
 from webapp.models import User
 
 
@@ -28,7 +28,7 @@ def test_providers_lists_flags_models_url_and_health(app, fault_server):
 
     registry = ProviderRegistry.from_config({"PROVIDERS": "equing",
                                              "EQUING_URL": fault_server.url("ok")})
-    app.extensions["providers"] = registry
+    app_state(app).providers = registry
     result = app.test_cli_runner().invoke(args=["providers"])
     assert result.exit_code == 0, result.output
     assert "equing [default]: Equing (next.eqing.tech)" in result.output
@@ -38,7 +38,7 @@ def test_providers_lists_flags_models_url_and_health(app, fault_server):
     assert "working: yes" in result.output
     broken = ProviderRegistry.from_config({"PROVIDERS": "equing",
                                            "EQUING_URL": fault_server.url("http503")})
-    app.extensions["providers"] = broken
+    app_state(app).providers = broken
     result = app.test_cli_runner().invoke(args=["providers"])
     assert "working: no (equing: HTTP 503: no channel" in result.output
 
@@ -46,7 +46,7 @@ def test_providers_lists_flags_models_url_and_health(app, fault_server):
 def test_chat_streams_to_the_terminal(app, fault_server):
     from webapp.providers import ProviderRegistry
 
-    app.extensions["providers"] = ProviderRegistry.from_config(
+    app_state(app).providers = ProviderRegistry.from_config(
         {"PROVIDERS": "equing", "EQUING_URL": fault_server.url("ok")})
     runner = app.test_cli_runner()
     result = runner.invoke(args=["chat", "Hello", "--provider", "equing", "--temperature", "0.2"])
@@ -61,7 +61,7 @@ def test_chat_streams_to_the_terminal(app, fault_server):
 def test_chat_reports_upstream_errors(app, fault_server):
     from webapp.providers import ProviderRegistry
 
-    app.extensions["providers"] = ProviderRegistry.from_config(
+    app_state(app).providers = ProviderRegistry.from_config(
         {"PROVIDERS": "equing", "EQUING_URL": fault_server.url("http401")})
     result = app.test_cli_runner().invoke(args=["chat", "Hello"])
     assert result.exit_code == 1 and "empty access code" in result.output

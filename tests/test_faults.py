@@ -17,6 +17,7 @@ from tests.peers.appserver import AppServer
 from tests.peers.fault_upstream import TOKENS
 from tests.peers.webclient import WebClient
 from tests.test_app import events, read_stream, rows, start_chat
+from webapp.extensions import app_state
 from webapp.models import Message
 from webapp.providers import ProviderRegistry
 
@@ -30,10 +31,10 @@ def point_equing(app, fault_server, scenario: str) -> None:
     registry = ProviderRegistry.from_config({
         "PROVIDERS": "equing", "EQUING_URL": fault_server.url(scenario),
         "PROVIDER_TIMEOUT": "2,1.5"})
-    old = app.extensions["providers"]
+    old = app_state(app).providers
     registry.register(old.get("scripted"))
     registry.default = "scripted"
-    app.extensions["providers"] = registry
+    app_state(app).providers = registry
 
 
 # scenario, what the person sees (words), how much text arrived first

@@ -37,7 +37,7 @@ from tests.test_app import read_stream, rows, start_chat
 from tests.test_share_manage import share
 from webapp import create_app
 from webapp.auth import create_user
-from webapp.extensions import db
+from webapp.extensions import app_state, db
 from webapp.guards import field_problem, largest_id, unstorable
 from webapp.models import Conversation, Message, Share, UserSettings
 
@@ -203,8 +203,8 @@ def world(tmp_path_factory):
             # Walked sends leave answers pending: the cap must not end the walk early.
             "STREAMS_PER_USER": 1_000_000,
         })
-        app.extensions["providers"].register(scripted)
-        app.extensions["providers"].default = scripted.name
+        app_state(app).providers.register(scripted)
+        app_state(app).providers.default = scripted.name
         with app.app_context():
             upgrade()
             create_user("alice", "correct horse", is_admin=True)

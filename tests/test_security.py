@@ -13,6 +13,7 @@ from werkzeug.routing import Rule
 from tests.conftest import Browserless, csrf_from
 from tests.test_app import PARTIAL, events, read_stream, rows, start_chat
 from tests.test_share_manage import share
+from webapp.extensions import app_state
 from webapp.models import Conversation, Message, Share, User
 
 #: Known XSS payloads, each as the model might send it (some split across tokens).
@@ -343,7 +344,7 @@ def test_no_request_can_point_the_server_at_another_host(alice, app, fault_serve
 
     registry = ProviderRegistry.from_config({"PROVIDERS": "equing",
                                              "EQUING_URL": fault_server.url("ok")})
-    app.extensions["providers"] = registry
+    app_state(app).providers = registry
     settings = alice.post("/settings", {
         "provider": "http://127.0.0.1:9/", "model": "gpt-3.5-turbo", "temperature": "0.5",
         "top_p": "1", "presence_penalty": "0", "frequency_penalty": "0", "max_tokens": "",

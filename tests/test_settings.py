@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.test_app import events, read_stream, rows, start_chat
-from webapp.extensions import db
+from webapp.extensions import app_state, db
 from webapp.models import Conversation, Message, User, UserSettings
 
 GOOD = {"provider": "scripted", "model": "script-2", "temperature": "0.7", "top_p": "0.9",
@@ -149,7 +149,7 @@ def test_conversation_override_rejects_bad_values(alice, app):
 
 def test_a_provider_no_longer_enabled_falls_back_to_the_default(alice, app, scripted):
     alice.post("/settings", {**GOOD, "provider": "equing", "model": "gpt-3.5-turbo"})
-    app.extensions["providers"]._providers.pop("equing")
+    app_state(app).providers._providers.pop("equing")
     _, message_id = start_chat(alice)
     (answer,) = rows(app, Message, id=message_id)
     assert (answer.provider, answer.model) == ("scripted", "script-1")

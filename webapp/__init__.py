@@ -41,7 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None, migrations: bool = Tru
     app = Flask(__name__, instance_path=os.environ.get("FLASK_INSTANCE_PATH") or None,
                 instance_relative_config=True, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"))
-    config.load(app, test_config)
+    secret_key_given = config.load(app, test_config)
     problems = config_problems(app.config)
     if problems:
         raise ConfigurationError(problems)
@@ -76,15 +76,16 @@ def create_app(test_config: dict[str, Any] | None = None, migrations: bool = Tru
         strict_transport_security=app.config["FORCE_HTTPS"],
     )
 
-    app.extensions["providers"] = ProviderRegistry.from_config(app.config)
+    extensions.init_state(app, ProviderRegistry.from_config(app.config), secret_key_given)
 
-    from . import auth, chat, cli, errors, guards, manage, meta, settings, share
+    from . import auth, chat, cli, errors, guards, htmx, manage, meta, settings, share
     from .rendering import message_html, message_info, render_markdown
 
     guards.init_app(app)  # before the blueprints: their rules take its bounded <int:...>
     for blueprint in (auth.bp, chat.bp, settings.bp, share.bp, manage.bp, meta.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
+    htmx.init_app(app)
     cli.init_app(app)
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["message_html"] = message_html

@@ -121,7 +121,7 @@ def gunicorn_workers() -> int:
 def live_checks(app) -> list[tuple[bool | None, str]]:
     """Connect to what the configuration names; ``(ok, what)`` for each check, with ``ok``
     None for a note (worth knowing, not wrong)."""
-    from .extensions import db
+    from .extensions import app_state, db, providers
 
     results: list[tuple[bool, str]] = []
     with app.app_context():
@@ -152,14 +152,14 @@ def live_checks(app) -> list[tuple[bool | None, str]]:
                                   f"through (failed sign-ins, SIGN_IN_FAILURE_LIMIT, are counted "
                                   f"in the database and hold); use redis://host:port for "
                                   f"limits every worker shares"))
-        registry = app.extensions["providers"]
+        registry = providers(app)
         if "local" in registry:
             try:
                 registry.get("local").resolved_path()
                 results.append((True, "the embedded model's file is installed"))
             except Exception as exc:  # noqa: BLE001
                 results.append((False, f"the embedded model cannot load: {exc}"))
-        if not app.extensions.get("secret_key_given"):
+        if not app_state(app).secret_key_given:
             results.append((True, "SECRET_KEY is kept in the instance folder; set "
                                   "FLASK_SECRET_KEY when several machines serve one site"))
     return results

@@ -85,29 +85,33 @@ class Config:
     FORCE_HTTPS = False
 
 
-def load(app: Flask, overrides: dict | None = None) -> None:
-    """Defaults, then ``FLASK_*`` variables, then ``overrides``, then derived values."""
+def load(app: Flask, overrides: dict | None = None) -> bool:
+    """Defaults, then ``FLASK_*`` variables, then ``overrides``, then derived values.
+    Returns whether the configuration gave a SECRET_KEY (see ``finalize``)."""
     app.config.from_object(Config)
     app.config.from_prefixed_env()
     if overrides:
         app.config.update(overrides)
-    finalize(app)
+    return finalize(app)
 
 
-def finalize(app: Flask) -> None:
-    """Fill in what depends on the environment: database URL, secret key, instance folder."""
+def finalize(app: Flask) -> bool:
+    """Fill in what depends on the environment: database URL, secret key, instance folder.
+    Returns whether the configuration gave a SECRET_KEY (else one is kept in the instance
+    folder)."""
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     if os.environ.get("DATABASE_URL") and not app.config.get("TESTING"):
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'chat.sqlite'}"
-    app.extensions["secret_key_given"] = bool(app.config.get("SECRET_KEY"))
-    if not app.config.get("SECRET_KEY"):
+    secret_key_given = bool(app.config.get("SECRET_KEY"))
+    if not secret_key_given:
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     if app.config["FORCE_HTTPS"]:
         app.config["SESSION_COOKIE_SECURE"] = True
         app.config["REMEMBER_COOKIE_SECURE"] = True
+    return secret_key_given
 
 
 def _instance_secret(path: Path) -> str:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -28,6 +32,45 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 talisman = Talisman()
+
+if TYPE_CHECKING:
+    from .providers import ProviderRegistry
+
+
+@dataclass
+class AppState:
+    """What the app keeps for itself in ``app.extensions`` (under one key), typed."""
+
+    #: The enabled providers (``ProviderRegistry.from_config``).
+    providers: ProviderRegistry
+    #: Whether SECRET_KEY came from the configuration (else it is kept in the instance folder).
+    secret_key_given: bool = False
+    #: Set once an account exists (accounts are not all deleted while the app runs).
+    has_users: bool = False
+    #: The newest migration shipped with the code, read once by ``/readyz``.
+    head_revision: str | None = None
+    #: The process's answer saver (``streaming``), made by the first answer.
+    answer_saver: Any = None
+
+
+_STATE = "equing"
+
+
+def init_state(app: Flask, providers: ProviderRegistry, secret_key_given: bool) -> AppState:
+    """Give ``app`` its state; ``create_app`` calls it once."""
+    state = app.extensions[_STATE] = AppState(providers, secret_key_given)
+    return state
+
+
+def app_state(app: Flask | None = None) -> AppState:
+    """The state of ``app`` (by default the current one)."""
+    return (app or current_app).extensions[_STATE]
+
+
+def providers(app: Flask | None = None) -> ProviderRegistry:
+    """The enabled providers of ``app`` (by default the current one)."""
+    return app_state(app).providers
+
 
 #: Milliseconds SQLite waits for a lock; set from SQLITE_BUSY_TIMEOUT_MS by create_app.
 sqlite_busy_timeout_ms = 15000

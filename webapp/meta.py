@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 
 from .checks import database_revision, head_revision
-from .extensions import db
+from .extensions import app_state, db
 from .rendering import pygments_css
 
 bp = Blueprint("meta", __name__)
@@ -20,9 +20,10 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """The database answers and its migrations are current (else 503, with the reason)."""
-    head = current_app.extensions.get("head_revision")
-    if head is None:
-        head = current_app.extensions["head_revision"] = head_revision()
+    state = app_state()
+    if state.head_revision is None:
+        state.head_revision = head_revision()
+    head = state.head_revision
     try:
         current = database_revision(db.engine)
     except Exception as exc:  # noqa: BLE001 - any failure means not ready

@@ -29,7 +29,7 @@ from flask import Flask, current_app
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .extensions import db
+from .extensions import app_state, db, providers
 from .models import (
     COMPLETE,
     ERROR,
@@ -37,11 +37,11 @@ from .models import (
     PENDING,
     STOPPED,
     STREAMING,
-    Conversation,
     Message,
     utcnow,
 )
 from .providers import Cancellation, ProviderError
+from .queries import conversations
 from .rendering import render_markdown
 
 log = logging.getLogger(__name__)
@@ -194,11 +194,12 @@ _savers_lock = threading.Lock()
 
 def saver_for(app: Flask) -> _Saver:
     """The app's saver (one per app and process)."""
-    saver = app.extensions.get("answer_saver")
-    if saver is None:
+    state = app_state(app)
+    if state.answer_saver is None:
         with _savers_lock:
-            saver = app.extensions.setdefault("answer_saver", _Saver(app))
-    return saver
+            if state.answer_saver is None:
+                state.answer_saver = _Saver(app)
+    return state.answer_saver
 
 
 @contextmanager
@@ -238,9 +239,6 @@ _COUNT_HISTORY = (select(func.count()).select_from(_messages)
                   .where(_messages.c.conversation_id == bindparam("conversation_id"),
                          _messages.c.id < bindparam("message_id"),
                          _messages.c.role.in_(("user", "assistant")), _messages.c.content != ""))
-_TOUCH_CONVERSATION = (update(Conversation.__table__)
-                       .where(Conversation.__table__.c.id == bindparam("conversation_id"))
-                       .values(updated_at=bindparam("now")))
 # The saver's: only rows still streaming (an answer that ended meanwhile keeps its final text).
 _SAVE_PARTIAL = (update(_messages)
                  .where(_messages.c.id == bindparam("mid"), _messages.c.status == STREAMING)
@@ -377,11 +375,11 @@ class Generation:
 
     def _read(self, items: queue.SimpleQueue) -> None:
         job = self.job
-        if job.provider not in self.app.extensions["providers"]:
+        if job.provider not in providers(self.app):
             items.put(ProviderError(f"the provider {job.provider!r} is not enabled here"))
             return
         try:
-            provider = self.app.extensions["providers"].get(job.provider)
+            provider = providers(self.app).get(job.provider)
             # Within the model's context window: oldest turns dropped first (the system
             # prompt and the newest message kept), counted with those the bounds left out.
             messages, dropped = provider.fit_history(job.messages, job.params)
@@ -507,7 +505,7 @@ class Generation:
                 # Why it ended matters only for an answer that did end by itself.
                 "finish_reason": out.finish_reason if out.status == COMPLETE else None,
                 "skipped": out.skipped})
-            session.execute(_TOUCH_CONVERSATION, {"conversation_id": self.job.conversation_id,
+            session.execute(conversations.TOUCH, {"conversation_id": self.job.conversation_id,
                                                   "now": now})
 
 

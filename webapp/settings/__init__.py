@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     get_template_attribute,
     redirect,
@@ -14,7 +13,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from ..extensions import db
+from ..extensions import db, providers
 from ..htmx import is_htmx
 from ..models import UserSettings
 from .forms import GenerationForm
@@ -25,7 +24,7 @@ bp = Blueprint("settings", __name__)
 
 def build_form(values: dict | None = None) -> GenerationForm:
     """The form, filled from ``values`` on GET or from the posted data on POST."""
-    registry = current_app.extensions["providers"]
+    registry = providers()
     form = GenerationForm(data=values) if request.method == "GET" else GenerationForm()
     if request.method == "GET" and values is not None and values.get("provider") not in registry:
         form.provider.data = registry.default
@@ -62,7 +61,7 @@ def defaults():
 def models():
     """The model field for one provider (htmx swaps it in when the provider changes)."""
     form = GenerationForm(formdata=None)
-    form.set_choices(current_app.extensions["providers"], request.args.get("provider"))
+    form.set_choices(providers(), request.args.get("provider"))
     form.model.data = request.args.get("model")
     return render_template("settings/_model_field.html", form=form)
 
@@ -90,11 +89,11 @@ def conversation_settings_fragment(conversation, form: GenerationForm | None = N
     the page agrees with the database after a save or a reset without a reload."""
     if form is None:
         form = GenerationForm(formdata=None, data=effective(current_user, conversation))
-        form.set_choices(current_app.extensions["providers"])
+        form.set_choices(providers())
     html = render_template("settings/_form.html", form=form, saved=saved,
                            action=url_for("manage.conversation_settings",
                                           conversation_id=conversation.id),
                            form_id="chat-settings-form")
-    mark = get_template_attribute("_chat_settings_state.html", "mark")
-    state = get_template_attribute("_chat_settings_state.html", "state")
+    mark = get_template_attribute("chat/_settings_state.html", "mark")
+    state = get_template_attribute("chat/_settings_state.html", "state")
     return html + str(mark(conversation, oob=True)) + str(state(conversation, oob=True))

@@ -12,27 +12,25 @@ from flask import (
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_required
 
-from ..extensions import db, limiter
+from ..extensions import db, limiter, providers
 from ..htmx import is_htmx
 from ..models import FINAL_STATUSES, PENDING, STOPPED, Conversation, Message, utcnow
-from ..rendering import StreamingMarkdown, escape_stream_text
+from ..queries import owned_or_404
+from ..queries.conversations import for_user as conversations_of
 from ..streaming import (
     STOPPED_BY_USER,
     Generation,
-    Job,
     claim,
-    follow,
     job_for,
     mark_interrupted,
-    short_session,
     stops,
 )
-from .sidebar import conversation_list_after, conversation_list_oob
+from .events import answer_stream
+from .sidebar import conversation_list_oob
 from .turns import TurnError, retry_answer, start_turn
 
 bp = Blueprint("chat", __name__)
@@ -41,25 +39,9 @@ bp = Blueprint("chat", __name__)
 def sidebar_page(page: int) -> tuple[list[Conversation], bool]:
     """One page of the person's conversations and whether there are more."""
     size = current_app.config["CONVERSATIONS_PER_PAGE"]
-    rows = db.session.scalars(Conversation.for_user(current_user.id)
+    rows = db.session.scalars(conversations_of(current_user.id)
                               .offset((page - 1) * size).limit(size + 1)).all()
     return rows[:size], len(rows) > size
-
-
-def owned_conversation(conversation_id: int) -> Conversation:
-    """The conversation if the signed-in person owns it; 404 otherwise (never 403)."""
-    conversation = db.session.scalar(Conversation.owned(conversation_id, current_user.id))
-    if conversation is None:
-        abort(404)
-    return conversation
-
-
-def owned_message(message_id: int) -> Message:
-    """The message if the signed-in person owns its conversation; 404 otherwise."""
-    message = db.session.scalar(Message.owned(message_id, current_user.id))
-    if message is None:
-        abort(404)
-    return message
 
 
 def render_page(conversation: Conversation | None, *, error: str | None = None,
@@ -75,8 +57,8 @@ def render_page(conversation: Conversation | None, *, error: str | None = None,
             db.session.commit()
         share = conversation.shares[0] if conversation.shares else None
         settings_form = settings_form or conversation_form(conversation)
-    registry = current_app.extensions["providers"]
-    response = render_template("chat.html", conversation=conversation, messages=messages,
+    registry = providers()
+    response = render_template("chat/page.html", conversation=conversation, messages=messages,
                                conversations=conversations, more=more, error=error,
                                draft=draft, share=share, settings_form=settings_form,
                                default_label=registry.default_provider().label)
@@ -105,7 +87,7 @@ def conversations():
 @login_required
 def conversation(conversation_id: int):
     """A conversation with its history and the composer."""
-    return render_page(owned_conversation(conversation_id))
+    return render_page(owned_or_404(Conversation, conversation_id))
 
 
 def answer_now(answer: Message):
@@ -181,13 +163,8 @@ def create():
 @limiter.limit(message_limit, key_func=person_key)
 def post_message(conversation_id: int):
     """Add the person's message and a pending answer to a conversation."""
-    return _turn_response(owned_conversation(conversation_id), request.form.get("content", ""))
-
-
-def sse_data(html: str) -> str:
-    """One unnamed SSE message carrying ``html`` (each line its own ``data:`` field)."""
-    lines = html.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return "".join(f"data: {line}\n" for line in lines) + "\n"
+    conversation = owned_or_404(Conversation, conversation_id)
+    return _turn_response(conversation, request.form.get("content", ""))
 
 
 @bp.get("/m/<int:message_id>/stream")
@@ -198,79 +175,17 @@ def stream(message_id: int):
     The first request for a pending message generates it; any later request follows the
     saved text, or gets the final HTML at once when the answer is finished.
     """
-    message = owned_message(message_id)
+    message = owned_or_404(Message, message_id)
     if message.role != "assistant":
         abort(404)
     return answer_stream(current_app._get_current_object(), message_id)
-
-
-def _partial(target: str, swap: str, html: str = "") -> str:
-    return f'<hx-partial hx-target="#{target}" hx-swap="{swap}">{html}</hx-partial>'
-
-
-def answer_stream(app, message_id: int, job: Job | None = None, first: str | None = None
-                  ) -> Response:
-    """The event stream of answer ``message_id``.
-
-    With ``job`` (the answer already claimed by this request) it generates it; otherwise it
-    claims the answer if it is pending, or follows the saved text. ``first``, when given, is
-    HTML sent as the first message (the turn, for the composer's request).
-
-    The answer is formatted as it streams (``StreamingMarkdown``): each finished block goes in
-    as its sanitized HTML before the open block's element (``#m-N-open``), which shows the rest
-    as escaped text; at the end the open block is rendered too, so the body is already the
-    final HTML when the final message replaces the whole answer. Every piece is an
-    ``hx-partial`` with its own target, whichever element asked for the stream.
-    """
-    render = get_template_attribute("_partials.html", "message")
-    open_id, wait_id = f"m-{message_id}-open", f"m-{message_id}-wait"
-    db.session.close()  # nothing of the request's session is held while streaming
-
-    def events():
-        yield sse_data(first) if first is not None else ": stream\n\n"  # headers go now
-        generation = job or claim(app, message_id)
-        source = iter(Generation(app, generation) if generation is not None
-                      else follow(app, message_id))
-        blocks = StreamingMarkdown()
-        try:
-            for kind, text in source:
-                if kind != "text":
-                    yield ": keepalive\n\n"
-                    continue
-                started = bool(blocks.text)
-                done, cut = blocks.feed(text)
-                # The first text replaces "Reading the conversation…".
-                out = [] if started else [_partial(wait_id, "delete")]
-                if done:
-                    out.append(_partial(open_id, "beforebegin", done))
-                if cut or not started:
-                    out.append(_partial(open_id, "innerHTML",
-                                        escape_stream_text(blocks.open_text)))
-                else:
-                    out.append(_partial(open_id, "beforeend", escape_stream_text(text)))
-                yield sse_data("".join(out))
-        finally:
-            source.close()
-        if blocks.text:
-            tail = blocks.finish()
-            yield sse_data(_partial(open_id, "outerHTML", tail) if tail.strip()
-                           else _partial(open_id, "delete"))
-        with short_session(app) as session:
-            final = session.get(Message, message_id)
-            # (ux) The sidebar list follows the finished turn, out of band.
-            yield sse_data(str(render(final, oob=True)) + conversation_list_after(final))
-
-    response = Response(stream_with_context(events()), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
 
 
 @bp.post("/m/<int:message_id>/stop")
 @login_required
 def stop(message_id: int):
     """Ask for the answer to stop; the stream then ends with what was written so far."""
-    message = owned_message(message_id)
+    message = owned_or_404(Message, message_id)
     if message.status not in FINAL_STATUSES:
         message.stop_requested = True
         if message.status == PENDING:
@@ -290,7 +205,7 @@ def stop(message_id: int):
 @limiter.limit(message_limit, key_func=person_key)
 def retry(message_id: int):
     """Generate a failed or stopped answer again (it must be the conversation's last)."""
-    answer = owned_message(message_id)
+    answer = owned_or_404(Message, message_id)
     try:
         retry_answer(answer, current_user)
     except TurnError as exc:
@@ -301,7 +216,7 @@ def retry(message_id: int):
                         code=303)
     if not is_htmx():
         return answer_now(answer)
-    return get_template_attribute("_partials.html", "message")(answer)
+    return get_template_attribute("chat/_macros.html", "message")(answer)
 
 
 @bp.get("/m/<int:message_id>")
@@ -309,8 +224,8 @@ def retry(message_id: int):
 def message(message_id: int):
     """One message's HTML (its current state; a running answer past its deadline is ended
     first, so a page whose stream broke learns here how it ended)."""
-    message = owned_message(message_id)
+    message = owned_or_404(Message, message_id)
     if mark_interrupted(message):
         db.session.commit()
-    return get_template_attribute("_partials.html", "message")(message)
+    return get_template_attribute("chat/_macros.html", "message")(message)
 

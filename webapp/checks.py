@@ -8,25 +8,19 @@ storage and the embedded model.
 from __future__ import annotations
 
 import ast
+import runpy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import inspect, text
+
+from .extensions import app_state, db, providers
 from .providers import ConfigError, ProviderRegistry
+from .settings_table import BY_NAME, SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
-
-#: Settings that must be whole numbers of at least the given value.
-_INTEGERS = {"MAX_CONTENT_LENGTH": 1024, "MAX_MESSAGE_CHARS": 1, "MAX_HISTORY_MESSAGES": 1,
-             "MAX_HISTORY_CHARS": 1, "CONVERSATIONS_PER_PAGE": 1, "SQLITE_BUSY_TIMEOUT_MS": 0,
-             "TRUSTED_PROXIES": 0, "STREAMS_PER_USER": 1, "SIGN_IN_FAILURE_LIMIT": 1,
-             "SIGN_IN_FAILURE_WINDOW_SECONDS": 1, "MAX_IMPORT_BYTES": 1024}
-#: Settings that must be positive numbers of seconds or milliseconds.
-_NUMBERS = ("STREAM_COALESCE_MS", "STREAM_KEEPALIVE_SECONDS", "STREAM_SAVE_SECONDS",
-            "STREAM_STALE_SECONDS", "STREAM_PENDING_SECONDS")
-_BOOLEANS = ("SIGNUP_OPEN", "SHARE_REQUIRES_LOGIN", "FORCE_HTTPS", "SESSION_COOKIE_SECURE")
-_DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 
 
 class ConfigurationError(ValueError):
@@ -40,28 +34,16 @@ class ConfigurationError(ValueError):
 
 def config_problems(config: Mapping[str, Any]) -> list[str]:
     """Every problem with ``config`` that can be seen without connecting to anything."""
-    problems = []
-    for key, minimum in _INTEGERS.items():
-        value = config.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{key} must be a whole number, not {value!r}")
-        elif value < minimum:
-            problems.append(f"{key} must be at least {minimum}, not {value}")
-    for key in _NUMBERS:
-        value = config.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            problems.append(f"{key} must be a positive number, not {value!r}")
-    for key in _BOOLEANS:
-        if not isinstance(config.get(key), bool):
-            problems.append(f"{key} must be true or false, not {config.get(key)!r}")
+    # The provider registry checks its own settings as it builds, below.
+    held = (setting for setting in SETTINGS if not (setting.env or setting.provider))
+    problems = [p for p in (setting.problem(config.get(setting.name)) for setting in held) if p]
     url = str(config.get("SQLALCHEMY_DATABASE_URI") or "")
-    if urlsplit(url).scheme not in _DATABASE_SCHEMES:
+    if urlsplit(url).scheme not in BY_NAME["SQLALCHEMY_DATABASE_URI"].schemes:
+        # Only the scheme is repeated: the rest of the URL may hold a password.
         problems.append(f"DATABASE_URL must start with sqlite:// or postgresql+psycopg://, "
                         f"not {url.split(':', 1)[0]!r}")
     storage = str(config.get("RATELIMIT_STORAGE_URI") or "")
-    if urlsplit(storage).scheme not in ("memory", "redis", "rediss"):
+    if urlsplit(storage).scheme not in BY_NAME["RATELIMIT_STORAGE_URI"].schemes:
         problems.append(f"RATELIMIT_STORAGE_URI must be memory:// or redis://host:port, "
                         f"not {storage!r}")
     try:
@@ -99,8 +81,6 @@ def head_revision() -> str:
 
 def database_revision(engine) -> str | None:
     """The migration the database is at (None before the first)."""
-    from sqlalchemy import inspect, text
-
     with engine.connect() as connection:
         if not inspect(connection).has_table("alembic_version"):
             return None
@@ -110,8 +90,6 @@ def database_revision(engine) -> str | None:
 def gunicorn_workers() -> int:
     """How many workers ``gunicorn -c gunicorn.conf.py`` starts with this environment
     (GUNICORN_WORKERS, else the shipped config's default), read by running the config file."""
-    import runpy
-
     try:
         return int(runpy.run_path(str(ROOT / "gunicorn.conf.py")).get("workers", 1))
     except Exception:  # noqa: BLE001 - a broken config is gunicorn's to report; assume one
@@ -121,8 +99,6 @@ def gunicorn_workers() -> int:
 def live_checks(app) -> list[tuple[bool | None, str]]:
     """Connect to what the configuration names; ``(ok, what)`` for each check, with ``ok``
     None for a note (worth knowing, not wrong)."""
-    from .extensions import app_state, db, providers
-
     results: list[tuple[bool, str]] = []
     with app.app_context():
         try:
@@ -137,7 +113,9 @@ def live_checks(app) -> list[tuple[bool | None, str]]:
         storage = app.config["RATELIMIT_STORAGE_URI"]
         if storage.startswith("redis"):
             try:
-                import redis
+                # Imported here alone: a serving process never pings Redis (Flask-Limiter's
+                # storage imports it only for redis://), and redis costs each worker ~4.5 MB.
+                import redis  # noqa: PLC0415
 
                 redis.Redis.from_url(storage, socket_timeout=3).ping()
                 results.append((True, f"rate-limit storage answers ({storage})"))

@@ -1,8 +1,8 @@
-"""Configuration: defaults here, overridden by ``FLASK_*`` environment variables.
+"""Configuration: the table's defaults, overridden by ``FLASK_*`` environment variables.
 
-``create_app`` loads ``Config``, then ``app.config.from_prefixed_env()`` (so
-``FLASK_EQUING_URL=...`` sets ``EQUING_URL``), then ``DATABASE_URL``. Every key is documented in
-``docs/self-hosting.md``; a test keeps the two in step.
+``create_app`` loads ``Config`` (the defaults of ``webapp/settings_table.py``), then
+``app.config.from_prefixed_env()`` (so ``FLASK_EQUING_URL=...`` sets ``EQUING_URL``), then
+``DATABASE_URL``. The settings table of ``docs/self-hosting.md`` is rendered from the same table.
 """
 
 from __future__ import annotations
@@ -13,76 +13,12 @@ from pathlib import Path
 
 from flask import Flask
 
+from .settings_table import defaults
 
-class Config:
-    """Safe defaults for a single-machine install."""
-
-    # Accounts
-    SIGNUP_OPEN = False
-    SESSION_COOKIE_HTTPONLY = True
-    SESSION_COOKIE_SAMESITE = "Lax"
-    SESSION_COOKIE_SECURE = False
-    REMEMBER_COOKIE_HTTPONLY = True
-    REMEMBER_COOKIE_SAMESITE = "Lax"
-    LOGIN_RATE_LIMIT = "10 per minute"
-    # Failed sign-ins allowed per account and per address in the window, counted in the
-    # database (shared by every worker, unlike LOGIN_RATE_LIMIT's memory:// counters).
-    SIGN_IN_FAILURE_LIMIT = 10
-    SIGN_IN_FAILURE_WINDOW_SECONDS = 900
-
-    # Database: SQLite in the instance folder unless DATABASE_URL is set.
-    SQLALCHEMY_DATABASE_URI = ""
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
-    SQLITE_BUSY_TIMEOUT_MS = 15000
-
-    # Shared links: readable by anyone with the link unless this is set.
-    SHARE_REQUIRES_LOGIN = False
-
-    # Behind a reverse proxy: how many proxies to trust for X-Forwarded-* (0: none).
-    TRUSTED_PROXIES = 0
-    STREAMS_PER_USER = 3
-    MESSAGE_RATE_LIMIT = "20 per minute"
-
-    # Limits
-    MAX_CONTENT_LENGTH = 1024 * 1024
-    # Imports alone may be larger: a full export must import back (a long history is MBs;
-    # importing 8 MiB takes about 15 s, mostly rendering the answers' markdown).
-    MAX_IMPORT_BYTES = 8 * 1024 * 1024
-    MAX_MESSAGE_CHARS = 32000
-    MAX_HISTORY_MESSAGES = 40
-    MAX_HISTORY_CHARS = 24000
-    CONVERSATIONS_PER_PAGE = 50
-    # Set explicitly: Flask-Limiter otherwise keeps the value of the last app it served.
-    RATELIMIT_ENABLED = True
-    RATELIMIT_STORAGE_URI = "memory://"
-    RATELIMIT_HEADERS_ENABLED = True
-
-    # Streaming
-    # Each event costs the browser a frame (layout, paint); 45 ms (about 22 a second) keeps a
-    # fast answer under a tenth of the page's main thread. See docs/benchmarks.md.
-    STREAM_COALESCE_MS = 45
-    STREAM_KEEPALIVE_SECONDS = 1.0
-    STREAM_SAVE_SECONDS = 1.0
-    STREAM_STALE_SECONDS = 20
-    # An answer waits this long for a page (or the server) to start writing it; after that it
-    # ends as stopped, so an answer nobody started never holds a STREAMS_PER_USER slot.
-    STREAM_PENDING_SECONDS = 60
-
-    # Providers (read by webapp.providers.registry; see SETTINGS there)
-    PROVIDERS = ""
-    DEFAULT_PROVIDER = ""
-    PROVIDER_TIMEOUT = "5,120"
-    EQUING_URL = ""
-    OPENAI_BASE_URL = ""
-    OPENAI_API_KEY = ""
-    OPENAI_MODELS = ""
-    LOCAL_MODEL_PATH = ""
-    LOCAL_N_CTX = 2048
-    LOCAL_THREADS = 0
-    LOCAL_MAX_TOKENS = 1024
-
-    # Security headers (Flask-Talisman): HTTPS redirects are the proxy's job.
-    FORCE_HTTPS = False
+#: Every Flask setting's default, from the table (``app.config.from_object(Config)``; scripts
+#: read ``Config.NAME``).
+Config = type("Config", (), {"__doc__": "Safe defaults for a single-machine install.",
+                             **defaults()})
 
 
 def load(app: Flask, overrides: dict | None = None) -> bool:

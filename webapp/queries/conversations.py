@@ -16,6 +16,12 @@ def for_user(user_id: int) -> Select:
                       Conversation.id.desc()))
 
 
+def page_for_user(user_id: int, page: int, size: int) -> Select:
+    """Page ``page`` (from 1) of ``for_user``, ``size`` to a page, and one more row: the
+    caller learns from it whether there is a next page."""
+    return for_user(user_id).offset((page - 1) * size).limit(size + 1)
+
+
 def owned(conversation_id: int, user_id: int) -> Select:
     """One conversation if, and only if, ``user_id`` owns it."""
     return select(Conversation).where(Conversation.id == conversation_id,

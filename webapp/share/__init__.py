@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from ..errors import error_fragment
 from ..extensions import db
 from ..htmx import is_htmx
 from ..manage.imports import CONTENT_CHARS, MODEL_CHARS, PROVIDER_CHARS, TITLE_CHARS
@@ -144,9 +145,9 @@ def _refused(message: str, status: int, conversation: Conversation | None = None
     """A snapshot that cannot be made, shown or copied: the message, on the conversation's
     page when there is one, else on an error page; for htmx the message alone."""
     if is_htmx():
-        return render_template("_composer_error.html", error=message), status
+        return error_fragment(message, status)
     if conversation is not None:
-        from ..chat import render_page  # the conversation page, with this message
+        from ..chat.pages import render_page  # the conversation page, with this message
 
         flash(message, "error")
         return render_page(conversation, status=status)

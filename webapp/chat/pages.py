@@ -1,0 +1,42 @@
+"""The chat page: the sidebar, the conversation (if any) with its tools, and the composer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template
+from flask_login import current_user
+
+from ..extensions import db, providers
+from ..models import Conversation
+from ..settings import conversation_form
+from ..settings.forms import GenerationForm
+from ..streaming import mark_interrupted
+from .sidebar import sidebar_page
+
+
+def conversation_context(conversation: Conversation,
+                         settings_form: GenerationForm | None = None) -> dict[str, Any]:
+    """What the page shows of a conversation: its messages (running answers past their
+    deadline ended first), its shared link, and its settings form (``settings_form`` when the
+    page shows one refused, else a fresh one)."""
+    messages = list(conversation.messages)
+    if any(mark_interrupted(m) for m in messages):
+        db.session.commit()
+    share = conversation.shares[0] if conversation.shares else None
+    return {"messages": messages, "share": share,
+            "settings_form": settings_form or conversation_form(conversation)}
+
+
+def render_page(conversation: Conversation | None, *, error: str | None = None,
+                draft: str = "", settings_form: GenerationForm | None = None,
+                status: int = 200) -> tuple[str, int]:
+    """The chat page of ``conversation`` (a new chat when None), with ``error`` and ``draft``
+    in the composer when a message was refused; as a response and its status."""
+    conversations, more = sidebar_page(current_user.id, 1)
+    shown = ({"messages": [], "share": None, "settings_form": settings_form}
+             if conversation is None else conversation_context(conversation, settings_form))
+    page = render_template("chat/page.html", conversation=conversation,
+                           conversations=conversations, more=more, error=error, draft=draft,
+                           default_label=providers().default_provider().label, **shown)
+    return page, status

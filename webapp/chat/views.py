@@ -1,0 +1,103 @@
+"""The chat's routes: the page, the sidebar list, posting a message, an answer's stream, Stop,
+Retry, and one message as it stands. Each reads the request and hands over to the modules
+beside it (``pages``, ``replies``, ``answers``, ``events``, ``sidebar``)."""
+
+from __future__ import annotations
+
+from flask import Response, abort, current_app, request
+from flask_login import current_user, login_required
+
+from ..extensions import limiter
+from ..htmx import fragment, is_htmx
+from ..models import Conversation, Message
+from ..queries import owned_or_404
+from . import bp, fragments
+from .answers import bring_up_to_date, stop_answer
+from .events import answer_stream
+from .limits import message_limit, person_key
+from .pages import render_page
+from .replies import back_to, new_conversation, new_message, retried
+from .sidebar import sidebar_page
+
+
+@bp.get("/")
+@login_required
+def index():
+    """A new, empty chat."""
+    return render_page(None)
+
+
+@bp.get("/conversations")
+@login_required
+def conversations():
+    """The sidebar list, one page at a time (htmx loads the next page in place)."""
+    page = max(request.args.get("page", 1, type=int), 1)
+    items, more = sidebar_page(current_user.id, page)
+    current = request.args.get("current", 0, type=int)
+    return fragment(fragments.sidebar_items(items, more, page, current))
+
+
+@bp.get("/c/<int:conversation_id>")
+@login_required
+def conversation(conversation_id: int):
+    """A conversation with its history and the composer."""
+    return render_page(owned_or_404(Conversation, conversation_id))
+
+
+@bp.post("/c")
+@login_required
+@limiter.limit(message_limit, key_func=person_key)
+def create():
+    """Start a new conversation with its first message."""
+    return new_conversation(request.form.get("content", ""))
+
+
+@bp.post("/c/<int:conversation_id>/messages")
+@login_required
+@limiter.limit(message_limit, key_func=person_key)
+def post_message(conversation_id: int):
+    """Add the person's message and a pending answer to a conversation."""
+    conversation = owned_or_404(Conversation, conversation_id)
+    return new_message(conversation, request.form.get("content", ""))
+
+
+@bp.get("/m/<int:message_id>/stream")
+@login_required
+def stream(message_id: int):
+    """The answer as an event stream: escaped text as it comes, then the final HTML.
+
+    The first request for a pending message generates it; any later request follows the
+    saved text, or gets the final HTML at once when the answer is finished.
+    """
+    message = owned_or_404(Message, message_id)
+    if message.role != "assistant":
+        abort(404)
+    return answer_stream(current_app._get_current_object(), message_id)
+
+
+@bp.post("/m/<int:message_id>/stop")
+@login_required
+def stop(message_id: int):
+    """Ask for the answer to stop; the stream then ends with what was written so far."""
+    message = owned_or_404(Message, message_id)
+    stop_answer(message)
+    if is_htmx():
+        return Response(status=204)
+    return back_to(message)
+
+
+@bp.post("/m/<int:message_id>/retry")
+@login_required
+@limiter.limit(message_limit, key_func=person_key)
+def retry(message_id: int):
+    """Generate a failed or stopped answer again (it must be the conversation's last)."""
+    return retried(owned_or_404(Message, message_id))
+
+
+@bp.get("/m/<int:message_id>")
+@login_required
+def message(message_id: int):
+    """One message's HTML as it stands (a running answer past its deadline is ended first,
+    so a page whose stream broke learns here how it ended)."""
+    message = bring_up_to_date(owned_or_404(Message, message_id))
+    return fragment(fragments.message(message))

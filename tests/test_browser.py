@@ -99,7 +99,9 @@ def test_second_turn_in_place_and_stop(browser, server, fault_server):
 
 @pytest.mark.slow
 def test_chat_with_the_embedded_model(browser, tmp_path):
-    server = AppServer(tmp_path).start()
+    # A short answer: on a loaded 2-core machine 135M parameters still take a while per
+    # token, and this test is about the path through the app, not the answer's length.
+    server = AppServer(tmp_path, env={"FLASK_LOCAL_MAX_TOKENS": "64"}).start()
     try:
         server.flask("users", "create", "alice", "--password", "correct horse")
         page = browser.new_page()

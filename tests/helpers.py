@@ -1,25 +1,28 @@
 """Helpers shared by several test files (fixtures live in conftest.py).
 
-Through Flask's test client: ``Browserless`` (a signed-in client that sends CSRF tokens),
-``rows``, a turn (``start_chat``, ``send``, ``read_stream``, ``events``, ``replay``), a share
-(``shared_chat``, ``share``). Against gunicorn: ``serve``. In chromium: ``CHROMIUM``,
-``ARGS``, ``sign_in``, ``chat_in_browser``. And ``wait_until``, for what happens in another
-thread or process.
+- Flask's test client: ``Browserless`` (a signed-in client that sends CSRF tokens),
+  ``csrf_from``, ``rows``, ``SETTINGS_FORM``; a turn (``start_chat``, ``send``,
+  ``read_stream``, ``events``, ``replay``); a share (``shared_chat``, ``share``).
+- gunicorn: ``serve``, ``answer_row``, ``kill_workers``; ``wait_until`` for what happens in
+  another thread or process.
+- chromium: ``CHROMIUM``, ``ARGS``, ``sign_in``, ``chat_in_browser``.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from tests.peers.appserver import AppServer
 from webapp.extensions import db
 
 # -- the test client ----------------------------------------------------------------------
-
 
 def csrf_from(html: str) -> str:
     """The CSRF token a page carries: in its meta tag, or in a form's hidden field."""
@@ -171,12 +174,31 @@ def share(client, conversation_id, **form):
 
 def serve(tmp_path, fault_server, scenario: str, workers: int = 1, **env: str) -> AppServer:
     """gunicorn (started) with ``workers`` workers, Equing at a fault-server scenario, and alice
-    (password "correct horse"); ``env`` adds to or overrides its environment."""
+    (password "correct horse"); ``env`` adds to or overrides its environment, except
+    GUNICORN_WORKERS, which ``workers`` sets."""
     server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
                                   "FLASK_EQUING_URL": fault_server.url(scenario), **env},
                        workers=workers).start()
     server.flask("users", "create", "alice", "--password", "correct horse")
     return server
+
+
+def answer_row(server: AppServer, message_id: int):
+    """A message's status, error and content, read from a gunicorn server's database."""
+    engine = create_engine(server.env["DATABASE_URL"])
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT status, error, content FROM messages WHERE id = :id"),
+                           {"id": message_id}).one()
+    engine.dispose()
+    return row
+
+
+def kill_workers(server: AppServer) -> None:
+    """SIGKILL every gunicorn worker of ``server`` (the master starts new ones)."""
+    found = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
+                           text=True, check=True)
+    for pid in (int(p) for p in found.stdout.split()):
+        os.kill(pid, signal.SIGKILL)
 
 
 def wait_until(predicate: Callable[[], object], seconds: float = 5.0) -> bool:

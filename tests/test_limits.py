@@ -16,7 +16,15 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.helpers import Browserless, read_stream, rows, serve, sign_in, start_chat
+from tests.helpers import (
+    Browserless,
+    kill_workers,
+    read_stream,
+    rows,
+    serve,
+    sign_in,
+    start_chat,
+)
 from tests.peers.webclient import WebClient
 from webapp.checks import config_problems
 from webapp.config import Config
@@ -240,14 +248,6 @@ def test_parallel_retries_restart_an_answer_once(tmp_path, fault_server):
 
 
 
-def _kill_workers(server) -> None:
-    """SIGKILL every gunicorn worker of ``server`` (the master starts new ones)."""
-    found = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
-                           text=True, check=True)
-    for pid in (int(p) for p in found.stdout.split()):
-        os.kill(pid, signal.SIGKILL)
-
-
 def _wait_for_text(locator, needle: str, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -274,7 +274,7 @@ def test_a_page_whose_worker_was_killed_ends_interrupted_with_retry(browser, tmp
         page.wait_for_url(f"{server.base}/c/*")
         _wait_for_text(page.locator(".msg-assistant .streaming"), "t10")
         time.sleep(1.2)  # a partial save has happened
-        _kill_workers(server)
+        kill_workers(server)
         first = page.locator(".msg-assistant").first
         page.locator(".msg-assistant.status-error").first.wait_for(timeout=20000)
         assert "Interrupted" in first.inner_text()
@@ -287,7 +287,7 @@ def test_a_page_whose_worker_was_killed_ends_interrupted_with_retry(browser, tmp
         second = page.locator(".msg-assistant").nth(1)
         _wait_for_text(second, "t10")
         time.sleep(1.2)
-        _kill_workers(server)
+        kill_workers(server)
         page.locator(".msg-assistant.status-error").nth(1).wait_for(timeout=20000)
         assert "Interrupted" in second.inner_text()
         assert second.locator("form.retry button").is_visible()

@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, select, text
 
-from tests.helpers import Browserless, serve, share, shared_chat
+from tests.helpers import Browserless, answer_row, serve, share, shared_chat
 from tests.peers import process
 from tests.peers.appserver import AppServer
 from tests.peers.database import database
@@ -333,12 +333,7 @@ def test_shutdown_saves_running_answers_as_stopped(tmp_path, fault_server):
         assert b"server restarted" in received
         server.proc.wait(30)
         response.close()
-        engine = create_engine(server.env["DATABASE_URL"])
-        with engine.connect() as conn:
-            status, error, content = conn.execute(text(
-                "SELECT status, error, content FROM messages WHERE id = :id"),
-                {"id": message_id}).one()
-        engine.dispose()
+        status, error, content = answer_row(server, message_id)
         assert status == "stopped"
         assert "server restarted" in error
         assert content.startswith("t0 t1 t2 t3")

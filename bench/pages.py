@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
     from flask_migrate import upgrade
 
-    from tests.conftest import csrf_from
+    from tests.helpers import csrf_from
     from webapp import create_app
 
     with tempfile.TemporaryDirectory() as tmp:

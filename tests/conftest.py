@@ -1,14 +1,24 @@
-"""Shared fixtures: real peers (llama.cpp server, fault upstream) and the app."""
+"""Shared fixtures: real peers (llama.cpp server, fault upstream, chromium) and the app on a
+fresh database with signed-in people. Plain helpers live in tests/helpers.py."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from flask_migrate import upgrade
+from playwright.sync_api import sync_playwright
 
-from tests.helpers import ARGS, CHROMIUM
+from tests.helpers import ARGS, CHROMIUM, Browserless, serve
 from tests.peers import process
+from tests.peers.database import database
 from tests.peers.fault_upstream import FaultServer
+from tests.scripted import ScriptedProvider
+from webapp import create_app
+from webapp.auth import create_user
+from webapp.extensions import app_state, db
+
+# -- real peers -----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -24,12 +34,20 @@ def browser():
     """Debian's chromium through Playwright, one per test module."""
     if not os.path.exists(CHROMIUM):
         pytest.fail("Debian's chromium is missing: `make test` installs it (make system-deps)")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture()
+def server(tmp_path, fault_server):
+    """gunicorn for the browser tests, with alice: Equing (the default) at the fault server's
+    slow-markdown scenario, and the local model enabled too."""
+    server = serve(tmp_path, fault_server, "slow-markdown", FLASK_PROVIDERS="equing,local",
+                   FLASK_DEFAULT_PROVIDER="equing")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -45,21 +63,10 @@ def llama_server():
 
 # -- the app ----------------------------------------------------------------------------
 
-import re  # noqa: E402
-
-from flask_migrate import upgrade  # noqa: E402
-
-from tests.peers.database import database  # noqa: E402
-from tests.scripted import ScriptedProvider  # noqa: E402
-from webapp import create_app  # noqa: E402
-from webapp.auth import create_user  # noqa: E402
-from webapp.extensions import app_state, db  # noqa: E402
-from webapp.models import UserSettings  # noqa: E402
-
 
 @pytest.fixture()
 def scripted():
-    """A fresh scripted provider class for one test."""
+    """A fresh scripted provider class for one test (tests/scripted.py)."""
     return ScriptedProvider.make()
 
 
@@ -97,64 +104,23 @@ def app(request, tmp_path, scripted, monkeypatch, database_url):
 
 @pytest.fixture()
 def make_user(app):
-    def make(username="alice", password="correct horse", **settings):
+    """A function that creates a person with the password "correct horse" (alice is the
+    admin) and returns their id."""
+    def make(username="alice"):
         with app.app_context():
-            user = create_user(username, password, is_admin=username == "alice")
-            if settings:
-                for key, value in settings.items():
-                    setattr(user.settings, key, value)
-                db.session.commit()
-            return user.id
+            return create_user(username, "correct horse", is_admin=username == "alice").id
     return make
-
-
-def csrf_from(html: str) -> str:
-    match = re.search(r'name="csrf-token" content="([^"]+)"', html) or \
-        re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or \
-        re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-class Browserless:
-    """A signed-in test client that sends CSRF tokens like the real pages do."""
-
-    def __init__(self, client, username):
-        self.client = client
-        self.username = username
-        self.token = ""
-
-    def login(self, password="correct horse"):
-        page = self.client.get("/login").get_data(as_text=True)
-        response = self.client.post("/login", data={
-            "username": self.username, "password": password, "csrf_token": csrf_from(page)})
-        assert response.status_code == 302, response.get_data(as_text=True)
-        self.refresh_token()
-        return self
-
-    def refresh_token(self, path="/"):
-        self.token = csrf_from(self.client.get(path).get_data(as_text=True))
-
-    def post(self, path, data=None, htmx=True, headers=None, **kwargs):
-        headers = {"X-CSRFToken": self.token, **(headers or {})}
-        if htmx:
-            headers["HX-Request"] = "true"
-        return self.client.post(path, data=data or {}, headers=headers, **kwargs)
-
-    def get(self, path, **kwargs):
-        return self.client.get(path, **kwargs)
 
 
 @pytest.fixture()
 def alice(app, make_user):
+    """alice, the admin, signed in through the test client (``Browserless``)."""
     make_user("alice")
     return Browserless(app.test_client(), "alice").login()
 
 
 @pytest.fixture()
 def bob(app, make_user):
+    """bob, another person, signed in through his own test client (``Browserless``)."""
     make_user("bob")
     return Browserless(app.test_client(), "bob").login()
-
-
-__all__ = ["UserSettings"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_app import PARTIAL, events, read_stream, replay, rows, start_chat
+from tests.helpers import PARTIAL, SSE_ACCEPT, events, read_stream, replay, rows, start_chat
 from webapp.models import Message
 from webapp.providers.base import drop_oldest
 from webapp.rendering import render_markdown
@@ -95,7 +95,7 @@ def test_a_stopped_answer_is_not_marked_cut(alice, app, scripted):
 def turns(alice, conversation_id, count):
     for i in range(count):
         response = alice.post(f"/c/{conversation_id}/messages", {"content": f"turn {i}"},
-                              headers={"Accept": "text/html, text/event-stream"})
+                              headers=SSE_ACCEPT)
         assert response.status_code == 200
         response.get_data()
 

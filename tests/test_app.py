@@ -4,83 +4,24 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import csrf_from
+from tests.helpers import (
+    SSE_ACCEPT,
+    csrf_from,
+    events,
+    read_stream,
+    replay,
+    rows,
+    send,
+    start_chat,
+)
 from tests.scripted import failing
 from webapp.extensions import db
-from webapp.models import Conversation, Message, User
-
-
-def rows(app, model, **where):
-    with app.app_context():
-        query = select(model).filter_by(**where).order_by(model.id)
-        found = db.session.scalars(query).all()
-        db.session.expunge_all()
-        return found
-
-
-def start_chat(client, text="Hi <b>there</b>"):
-    """Start a conversation through htmx; returns (conversation, assistant message)."""
-    response = client.post("/c", {"content": text})
-    assert response.status_code == 200, response.get_data(as_text=True)
-    location = response.headers["HX-Redirect"]
-    conversation_id = int(location.rsplit("/", 1)[1])
-    page = client.get(location).get_data(as_text=True)
-    message_id = int(re.findall(r'hx-get="/m/(\d+)/stream"', page)[-1])
-    return conversation_id, message_id
-
-
-def read_stream(client, message_id):
-    response = client.get(f"/m/{message_id}/stream")
-    assert response.status_code == 200
-    assert response.mimetype == "text/event-stream"
-    assert response.headers["Cache-Control"] == "no-cache"
-    assert response.headers["X-Accel-Buffering"] == "no"
-    return response.get_data(as_text=True)
-
-
-def events(body):
-    """The data of each SSE message in ``body`` (comments dropped)."""
-    out = []
-    for block in body.split("\n\n"):
-        lines = [line[6:] for line in block.split("\n") if line.startswith("data: ")]
-        if lines:
-            out.append("\n".join(lines))
-    return out
-
-
-PARTIAL = re.compile(r'<hx-partial hx-target="#([\w-]+)" hx-swap="([\w]+)">(.*?)</hx-partial>',
-                     re.S)
-
-
-def replay(data, message_id):
-    """What a browser builds in the answer's body from the streamed partials: the finished
-    blocks' HTML and the open block's text (None once it was rendered too), and whether
-    "Reading the conversation…" was removed."""
-    blocks, open_text, waiting = "", "", True
-    for item in data:
-        for target, swap, html in PARTIAL.findall(item):
-            if target == f"m-{message_id}-wait":
-                assert swap == "delete"
-                waiting = False
-                continue
-            assert target == f"m-{message_id}-open", target
-            if swap == "beforebegin":
-                blocks += html
-            elif swap == "innerHTML":
-                open_text = html
-            elif swap == "beforeend":
-                open_text += html
-            elif swap == "outerHTML":
-                blocks, open_text = blocks + html, None
-            else:
-                assert swap == "delete"
-                open_text = None
-    return blocks, open_text, not waiting
-
+from webapp.models import Conversation, Message, User, utcnow
 
 # -- accounts ----------------------------------------------------------------------------
 
@@ -192,9 +133,6 @@ def test_chat_turn_streams_escaped_tokens_then_final_markdown(alice, app, script
     assert answer.token_count == 4
     assert answer.started_at <= answer.first_token_at <= answer.finished_at
     assert scripted.calls[0]["messages"] == [{"role": "user", "content": "Hi <b>there</b>"}]
-
-
-SSE_ACCEPT = {"Accept": "text/html, text/event-stream"}
 
 
 def test_second_turn_is_one_request_whose_answer_is_the_stream(alice, app, scripted):
@@ -315,9 +253,7 @@ def test_history_is_bounded_oldest_first(alice, app, scripted):
     conversation_id, message_id = start_chat(alice, "one")
     read_stream(alice, message_id)
     for text in ("two", "three"):
-        html = alice.post(f"/c/{conversation_id}/messages", {"content": text}).get_data(
-            as_text=True)
-        read_stream(alice, int(re.findall(r"/m/(\d+)/stream", html)[0]))
+        read_stream(alice, send(alice, conversation_id, text))
     sent = scripted.calls[-1]["messages"]
     assert [m["content"] for m in sent] == ["two", "Hello **world**!", "three"]
 
@@ -423,10 +359,6 @@ def test_second_message_while_answering_is_refused(alice, app):
 def test_an_answer_whose_writer_died_does_not_block_the_next_message(alice, app):
     """An answer left streaming by a dead process (no save for STREAM_STALE_SECONDS) is
     marked interrupted when the person sends their next message, which then goes ahead."""
-    from datetime import timedelta
-
-    from webapp.models import utcnow
-
     conversation_id, message_id = start_chat(alice)
     with app.app_context():
         answer = db.session.get(Message, message_id)

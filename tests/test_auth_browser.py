@@ -4,49 +4,30 @@ point 2)."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from tests.helpers import sign_in
-from tests.peers.appserver import AppServer
+from tests.helpers import chat_in_browser, serve, sign_in
 
 pytestmark = pytest.mark.browser
 
 
-
-
-
 @pytest.fixture()
 def server(tmp_path, fault_server):
-    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
-                                  "FLASK_EQUING_URL": fault_server.url("ok")})
-    server.start()
-    server.flask("users", "create", "alice", "--password", "correct horse")
+    """conftest's ``server``, with Equing at the fault server's quick "ok" scenario."""
+    server = serve(tmp_path, fault_server, "ok")
     yield server
     server.stop()
-
-
-
-
-def start_conversation(page, base, text):
-    page.goto(base + "/")
-    page.fill("#content", text)
-    page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(re.escape(base) + r"/c/\d+$"))
-    page.locator(".msg-assistant.status-complete").wait_for()
-    return int(page.url.rsplit("/", 1)[1])
 
 
 def test_an_old_link_to_a_deleted_conversation_stays_dead(browser, server):
     page = browser.new_page()
     sign_in(page, server.base)
     page.wait_for_url(server.base + "/")
-    old = start_conversation(page, server.base, "the first conversation")
+    old = chat_in_browser(page, server.base, "the first conversation")
     page.goto(f"{server.base}/c/{old}/delete")
     page.click("button.danger")
     page.wait_for_url(server.base + "/")
-    new = start_conversation(page, server.base, "a different one")
+    new = chat_in_browser(page, server.base, "a different one")
     assert new != old
     # The bookmark of the deleted conversation: before the fix it opened the new one.
     response = page.goto(f"{server.base}/c/{old}")

@@ -20,12 +20,11 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
-from tests.conftest import csrf_from
+from tests.helpers import csrf_from, rows
 from tests.peers import process
 from tests.peers.appserver import AppServer
 from tests.peers.database import database
-from tests.test_app import rows
-from webapp.checks import live_checks
+from webapp.checks import config_problems, live_checks
 from webapp.extensions import db
 from webapp.models import SignInFailure, utcnow
 
@@ -161,8 +160,6 @@ def test_sign_in_with_a_nul_is_refused_in_words(app, make_user, username, passwo
 
 
 def test_failure_limit_settings_are_checked(app):
-    from webapp.checks import config_problems
-
     problems = config_problems({**app.config, "SIGN_IN_FAILURE_LIMIT": 0,
                                 "SIGN_IN_FAILURE_WINDOW_SECONDS": "soon"})
     assert "SIGN_IN_FAILURE_LIMIT must be at least 1, not 0" in problems

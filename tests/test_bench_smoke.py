@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from bench import load, local_tokens, pages
+from bench import (
+    browser_first_token,
+    browser_stream,
+    load,
+    local_app,
+    local_tokens,
+    long_conversation,
+    pages,
+)
 
 
 @pytest.mark.slow
@@ -32,8 +40,6 @@ def test_load_bench_runs():
 @pytest.mark.browser
 @pytest.mark.parametrize("first_turn", [True, False])
 def test_browser_stream_bench_runs(first_turn):
-    from bench import browser_stream
-
     result = browser_stream.main(["--tokens", "10", "--gap-ms", "5"]
                                  + (["--first-turn"] if first_turn else []))
     assert result["seconds"] > 0 and result["long_tasks"] >= 0
@@ -41,16 +47,12 @@ def test_browser_stream_bench_runs(first_turn):
 
 @pytest.mark.browser
 def test_browser_first_token_bench_runs():
-    from bench import browser_first_token
-
     result = browser_first_token.main(["--runs", "1"])
     assert result
 
 
 @pytest.mark.slow
 def test_local_app_bench_runs():
-    from bench import local_app
-
     result = local_app.main(["--runs", "1", "--tokens", "8"])
     assert result
 
@@ -64,7 +66,5 @@ def test_load_bench_runs_with_markdown_blocks():
 
 @pytest.mark.slow
 def test_long_conversation_bench_runs():
-    from bench import long_conversation
-
     result = long_conversation.main(["--turns", "3", "--runs", "1"])
     assert set(result) == {"before_first_s", "before_next_s", "after_first_s", "after_next_s"}

@@ -6,28 +6,10 @@ import time
 
 import pytest
 
-from tests.helpers import sign_in
+from tests.helpers import chat_in_browser, sign_in
 from tests.peers.appserver import AppServer
 
 pytestmark = pytest.mark.browser
-
-
-
-
-
-@pytest.fixture()
-def server(tmp_path, fault_server):
-    server = AppServer(tmp_path, {
-        "FLASK_PROVIDERS": "equing,local",
-        "FLASK_DEFAULT_PROVIDER": "equing",
-        "FLASK_EQUING_URL": fault_server.url("slow-markdown"),
-    })
-    server.start()
-    server.flask("users", "create", "alice", "--password", "correct horse")
-    yield server
-    server.stop()
-
-
 
 
 def test_answer_grows_in_the_page_then_renders_markdown(browser, server):
@@ -117,17 +99,10 @@ def test_chat_with_the_embedded_model(browser, tmp_path):
         server.stop()
 
 
-def chat_once(page, base, text):
-    page.goto(base + "/")
-    page.fill("#content", text)
-    page.keyboard.press("Enter")
-    page.locator(".msg-assistant.status-complete").wait_for(timeout=20000)
-
-
 def test_share_link_opens_in_a_fresh_browser_without_a_session(browser, server):
     page = browser.new_page()
     errors = sign_in(page, server.base)
-    chat_once(page, server.base, "Share this one")
+    chat_in_browser(page, server.base, "Share this one")
     page.click("#share summary")
     page.click("#share button[type=submit]")
     link = page.locator(".share-link").input_value()
@@ -167,7 +142,7 @@ def test_a_setting_changed_in_the_form_is_used(browser, server, fault_server):
     page.fill("#max_tokens", "77")
     page.click(".settings-form button[type=submit]")
     page.get_by_text("Saved. New answers use these settings.").wait_for()
-    chat_once(page, server.base, "Use my settings")
+    chat_in_browser(page, server.base, "Use my settings")
     body = fault_server.requests[-1]["body"]
     assert body["temperature"] == 1.25 and body["max_tokens"] == 77
     assert body["messages"][0] == {"role": "system", "content": "Answer like a sailor."}

@@ -8,33 +8,19 @@ import re
 
 import pytest
 
-from tests.helpers import sign_in
-from tests.peers.appserver import AppServer
+from tests.helpers import chat_in_browser, serve, sign_in
 
 pytestmark = pytest.mark.browser
 
 
-def serve(tmp_path, fault_server, scenario):
-    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
-                                  "FLASK_EQUING_URL": fault_server.url(scenario)}).start()
-    server.flask("users", "create", "alice", "--password", "correct horse")
-    return server
-
-
-def send(page, base, text):
-    page.fill("#content", text)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/c/*")
-
-
 def test_blocks_are_formatted_while_streaming_and_the_end_changes_nothing(
-        browser, tmp_path, fault_server):  # noqa: F811
+        browser, tmp_path, fault_server):
     fault_server.pause_seconds = 6.0  # time to look at the page before the last paragraph
     server = serve(tmp_path, fault_server, "blocks-then-pause")
     try:
         page = browser.new_page()
         errors = sign_in(page, server.base)
-        send(page, server.base, "Format this")
+        chat_in_browser(page, server.base, "Format this", wait=False)
         answer = page.locator(".msg-assistant").last
         body = answer.locator(".msg-body")
         # While the answer is still being written, its finished blocks are already HTML.
@@ -63,12 +49,12 @@ def test_blocks_are_formatted_while_streaming_and_the_end_changes_nothing(
         server.stop()
 
 
-def test_reading_the_conversation_until_the_first_word(browser, tmp_path, fault_server):  # noqa: F811
+def test_reading_the_conversation_until_the_first_word(browser, tmp_path, fault_server):
     server = serve(tmp_path, fault_server, "slow-first")
     try:
         page = browser.new_page()
         errors = sign_in(page, server.base)
-        send(page, server.base, "Hello")
+        chat_in_browser(page, server.base, "Hello", wait=False)
         wait = page.locator(".msg-assistant .msg-wait")
         wait.wait_for(timeout=5000)
         assert wait.inner_text() == "Reading the conversation…"
@@ -79,12 +65,12 @@ def test_reading_the_conversation_until_the_first_word(browser, tmp_path, fault_
         server.stop()
 
 
-def test_an_answer_cut_at_the_length_limit_says_so(browser, tmp_path, fault_server):  # noqa: F811
+def test_an_answer_cut_at_the_length_limit_says_so(browser, tmp_path, fault_server):
     server = serve(tmp_path, fault_server, "length")
     try:
         page = browser.new_page()
         errors = sign_in(page, server.base)
-        send(page, server.base, "Tell me everything")
+        chat_in_browser(page, server.base, "Tell me everything", wait=False)
         page.locator(".msg-assistant.status-complete").wait_for(timeout=20000)
         assert page.locator(".msg-assistant .msg-cut").inner_text() == "Cut at the length limit."
         page.reload()

@@ -10,9 +10,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers import sign_in
-from tests.peers.appserver import AppServer
-from tests.test_browser import server  # noqa: F401 - the fault-upstream server fixture
+from tests.helpers import chat_in_browser, serve, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -22,28 +20,15 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture()
 def endless(tmp_path, fault_server):
     """The app whose answers stream a token every 20 ms for 20 s: always one running."""
-    app = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
-                               "FLASK_EQUING_URL": fault_server.url("endless")}).start()
-    app.flask("users", "create", "alice", "--password", "correct horse")
+    app = serve(tmp_path, fault_server, "endless")
     yield app
     app.stop()
 
 
-def phone_page(browser, width=PHONE["width"], height=PHONE["height"]):  # noqa: F811
+def phone_page(browser, width=PHONE["width"], height=PHONE["height"]):
     context = browser.new_context(viewport={"width": width, "height": height},
                                   is_mobile=True, has_touch=True)
     return context.new_page()
-
-
-def start_chat(page, base, text, wait=True):
-    """A new conversation with ``text`` as its first message; its id."""
-    page.goto(base + "/")
-    page.get_by_role("textbox", name="Message", exact=True).fill(text)
-    page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r".*/c/\d+$"))
-    if wait:
-        page.locator(".msg-assistant.status-complete").wait_for(timeout=20000)
-    return int(page.url.rsplit("/", 1)[1])
 
 
 def wait_streaming(page, n):
@@ -63,11 +48,11 @@ def sidebar_titles(page):
 
 # -- 1 and 6: the composer, Stop, Esc -----------------------------------------------------------
 
-def test_composer_empties_keeps_focus_and_clears_old_errors(browser, endless):  # noqa: F811
+def test_composer_empties_keeps_focus_and_clears_old_errors(browser, endless):
     page = browser.new_page()
     errors = sign_in(page, endless.base)
     box = page.get_by_role("textbox", name="Message", exact=True)
-    start_chat(page, endless.base, "First", wait=False)
+    chat_in_browser(page, endless.base, "First", wait=False)
     wait_streaming(page, 1)
     # Esc in the composer stops the running answer.
     box.focus()
@@ -111,10 +96,10 @@ def test_composer_empties_keeps_focus_and_clears_old_errors(browser, endless):  
     assert [e for e in errors if "status of 409" not in e] == [], errors
 
 
-def test_skip_link_and_a_live_region_that_outlives_the_answer(browser, server):  # noqa: F811
+def test_skip_link_and_a_live_region_that_outlives_the_answer(browser, server):
     page = browser.new_page()
     errors = sign_in(page, server.base)
-    start_chat(page, server.base, "Hello there")
+    chat_in_browser(page, server.base, "Hello there")
     page.reload()
     # The first thing Tab reaches (from the top: the composer has the focus on load) is the
     # skip link, and it leads into the conversation.
@@ -142,11 +127,11 @@ def test_skip_link_and_a_live_region_that_outlives_the_answer(browser, server): 
 # -- 2: the phone -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("width", [390, 320])
-def test_phone_top_bar_fits_and_the_drawer_closes(browser, server, width):  # noqa: F811
+def test_phone_top_bar_fits_and_the_drawer_closes(browser, server, width):
     page = phone_page(browser, width)
     errors = sign_in(page, server.base)
-    first = start_chat(page, server.base, "Phone one")
-    start_chat(page, server.base, "Phone two")
+    first = chat_in_browser(page, server.base, "Phone one")
+    chat_in_browser(page, server.base, "Phone two")
     # Nothing is wider than the screen, and every top-bar control is on it.
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     controls = page.locator("header.topbar").locator("a, button")
@@ -201,11 +186,11 @@ def test_phone_top_bar_fits_and_the_drawer_closes(browser, server, width):  # no
 
 # -- 3: search as you type ----------------------------------------------------------------------
 
-def test_search_as_you_type_filters_the_sidebar(browser, server):  # noqa: F811
+def test_search_as_you_type_filters_the_sidebar(browser, server):
     page = browser.new_page()
     errors = sign_in(page, server.base)
-    start_chat(page, server.base, "Apples <b>and</b> pears")
-    start_chat(page, server.base, "Banana bread")
+    chat_in_browser(page, server.base, "Apples <b>and</b> pears")
+    chat_in_browser(page, server.base, "Banana bread")
     listing = page.locator("#conversation-list")
     results = page.locator("#search-results")
     search = page.get_by_role("searchbox", name="Search conversations", exact=True)
@@ -238,10 +223,10 @@ def test_search_as_you_type_filters_the_sidebar(browser, server):  # noqa: F811
     assert not errors, errors
 
 
-def test_search_without_javascript_gives_the_results_page(browser, server):  # noqa: F811
+def test_search_without_javascript_gives_the_results_page(browser, server):
     page = browser.new_page()
     sign_in(page, server.base)
-    start_chat(page, server.base, "Pears in the orchard")
+    chat_in_browser(page, server.base, "Pears in the orchard")
     context = browser.new_context(java_script_enabled=False)
     plain = context.new_page()
     plain.goto(server.base + "/")
@@ -269,13 +254,13 @@ def stop_running(page):
                                                                         timeout=10000)
 
 
-def test_sidebar_follows_a_turn_without_a_reload(browser, endless):  # noqa: F811
+def test_sidebar_follows_a_turn_without_a_reload(browser, endless):
     context = browser.new_context()  # two tabs of one person
     page = context.new_page()
     errors = sign_in(page, endless.base)
-    alpha = start_chat(page, endless.base, "Alpha first", wait=False)
+    alpha = chat_in_browser(page, endless.base, "Alpha first", wait=False)
     stop_running(page)
-    start_chat(page, endless.base, "Beta first", wait=False)
+    chat_in_browser(page, endless.base, "Beta first", wait=False)
     stop_running(page)
     assert sidebar_titles(page) == ["Beta first", "Alpha first"]
     page.get_by_role("link", name="Alpha first").click()
@@ -288,7 +273,7 @@ def test_sidebar_follows_a_turn_without_a_reload(browser, endless):  # noqa: F81
     expect(page.locator("#conversation-list a[aria-current=page]")).to_have_text("Alpha first")
     # A conversation started in another tab meanwhile shows up when this turn ends.
     other = context.new_page()
-    start_chat(other, endless.base, "Gamma from another tab", wait=False)
+    chat_in_browser(other, endless.base, "Gamma from another tab", wait=False)
     stop_running(other)
     assert page.locator(".msg-assistant.status-stopped").count() == 1  # still running here
     stop_running(page)
@@ -302,10 +287,10 @@ def test_sidebar_follows_a_turn_without_a_reload(browser, endless):  # noqa: F81
 
 # -- 5: the "Chat settings •" mark --------------------------------------------------------------
 
-def test_chat_settings_mark_follows_save_and_reset(browser, server):  # noqa: F811
+def test_chat_settings_mark_follows_save_and_reset(browser, server):
     page = browser.new_page()
     errors = sign_in(page, server.base)
-    start_chat(page, server.base, "Settings please")
+    chat_in_browser(page, server.base, "Settings please")
     summary = page.locator("#chat-settings summary")
     expect(summary).to_have_text("Chat settings")
     summary.click()

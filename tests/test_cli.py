@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from webapp.extensions import app_state, db
 from webapp.models import User
+from webapp.providers import ProviderRegistry
 
 
 def test_users_create(app):
@@ -24,8 +25,6 @@ def test_users_create(app):
 
 def test_providers_lists_flags_models_url_and_health(app, fault_server):
     app.config["EQUING_URL"] = fault_server.url("ok")
-    from webapp.providers import ProviderRegistry
-
     registry = ProviderRegistry.from_config({"PROVIDERS": "equing",
                                              "EQUING_URL": fault_server.url("ok")})
     app_state(app).providers = registry
@@ -44,8 +43,6 @@ def test_providers_lists_flags_models_url_and_health(app, fault_server):
 
 
 def test_chat_streams_to_the_terminal(app, fault_server):
-    from webapp.providers import ProviderRegistry
-
     app_state(app).providers = ProviderRegistry.from_config(
         {"PROVIDERS": "equing", "EQUING_URL": fault_server.url("ok")})
     runner = app.test_cli_runner()
@@ -59,8 +56,6 @@ def test_chat_streams_to_the_terminal(app, fault_server):
 
 
 def test_chat_reports_upstream_errors(app, fault_server):
-    from webapp.providers import ProviderRegistry
-
     app_state(app).providers = ProviderRegistry.from_config(
         {"PROVIDERS": "equing", "EQUING_URL": fault_server.url("http401")})
     result = app.test_cli_runner().invoke(args=["chat", "Hello"])

@@ -3,20 +3,26 @@ that die, and many writers at once. Nothing a person wrote or received is lost."
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import threading
 import time
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.peers.appserver import AppServer
+from tests.helpers import (
+    answer_row,
+    events,
+    kill_workers,
+    read_stream,
+    rows,
+    send,
+    serve,
+    start_chat,
+    wait_until,
+)
 from tests.peers.fault_upstream import TOKENS
 from tests.peers.webclient import WebClient
-from tests.test_app import events, read_stream, rows, start_chat
 from webapp.extensions import app_state
 from webapp.models import Message
 from webapp.providers import ProviderRegistry
@@ -95,9 +101,7 @@ def test_retry_rules(alice, app, scripted):
     read_stream(alice, message_id)
     assert alice.post(f"/m/{message_id}/retry").status_code == 409  # complete
     scripted.fail_with = RuntimeError("boom")
-    html = alice.post(f"/c/{conversation_id}/messages", {"content": "again"}).get_data(
-        as_text=True)
-    failed = int(re.findall(r"/m/(\d+)/stream", html)[0])
+    failed = send(alice, conversation_id, "again")
     final = events(read_stream(alice, failed))[-1]
     assert "Internal error: RuntimeError" in final
     scripted.fail_with = None
@@ -109,37 +113,11 @@ def test_retry_rules(alice, app, scripted):
 
 # -- real servers --------------------------------------------------------------------------
 
-def _server(tmp_path, fault_server, scenario, **env):
-    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
-                                  "FLASK_EQUING_URL": fault_server.url(scenario),
-                                  **env}).start()
-    server.flask("users", "create", "alice", "--password", "correct horse")
-    return server
-
-
-def _message(server, message_id):
-    engine = create_engine(server.env["DATABASE_URL"])
-    with engine.connect() as conn:
-        row = conn.execute(text("SELECT status, error, content FROM messages WHERE id = :id"),
-                           {"id": message_id}).one()
-    engine.dispose()
-    return row
-
-
-def _wait(predicate, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 @pytest.mark.parametrize("scenario", ["watch-first", "endless"],
                          ids=["before-first-token", "after-first-token"])
 def test_client_leaving_closes_the_upstream_and_saves_the_answer(tmp_path, fault_server,
                                                                  scenario):
-    server = _server(tmp_path, fault_server, scenario)
+    server = serve(tmp_path, fault_server, scenario)
     try:
         client = WebClient(server.base).login("alice", "correct horse")
         _, message_id = client.start_chat("Then I close the tab")
@@ -154,11 +132,11 @@ def test_client_leaving_closes_the_upstream_and_saves_the_answer(tmp_path, fault
         time.sleep(0.3)
         left = time.monotonic()
         response.close()  # the tab is closed
-        assert _wait(lambda: len(fault_server.closed_at) > before)
+        assert wait_until(lambda: len(fault_server.closed_at) > before, seconds=10)
         # The app noticed (by its next keepalive or token) and closed its upstream request.
         assert fault_server.closed_at[-1] - left < 4.0
-        assert _wait(lambda: _message(server, message_id).status == "stopped")
-        status, error, content = _message(server, message_id)
+        assert wait_until(lambda: answer_row(server, message_id).status == "stopped", seconds=10)
+        status, error, content = answer_row(server, message_id)
         assert "page was closed" in error
         if scenario == "endless":
             assert content.startswith("t0 t1 t2")
@@ -170,7 +148,7 @@ def test_client_leaving_closes_the_upstream_and_saves_the_answer(tmp_path, fault
 
 def test_a_killed_worker_leaves_an_interrupted_answer_not_an_endless_one(tmp_path,
                                                                         fault_server):
-    server = _server(tmp_path, fault_server, "endless", FLASK_STREAM_STALE_SECONDS="2")
+    server = serve(tmp_path, fault_server, "endless", FLASK_STREAM_STALE_SECONDS="2")
     try:
         client = WebClient(server.base).login("alice", "correct horse")
         conversation_id, message_id = client.start_chat("Keep going")
@@ -181,19 +159,15 @@ def test_a_killed_worker_leaves_an_interrupted_answer_not_an_endless_one(tmp_pat
         while b"t10" not in received:
             received += next(chunks)
         time.sleep(1.2)  # a partial save has happened
-        pgrep = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
-                               text=True, check=True)
-        workers = [int(p) for p in pgrep.stdout.split()]
-        for pid in workers:
-            os.kill(pid, signal.SIGKILL)
+        kill_workers(server)
         response.close()
-        assert _message(server, message_id).status == "streaming"  # as the dead worker left it
+        assert answer_row(server, message_id).status == "streaming"  # as the dead worker left it
         time.sleep(2.5)
-        assert _wait(lambda: client.session.get(f"{server.base}/healthz",
-                                                timeout=2).ok)  # gunicorn made a new worker
+        assert wait_until(lambda: client.session.get(f"{server.base}/healthz", timeout=2).ok,
+                          seconds=10)  # gunicorn made a new worker
         page = client.session.get(f"{server.base}/c/{conversation_id}", timeout=10).text
         assert "Interrupted: the server stopped while answering." in page
-        status, error, content = _message(server, message_id)
+        status, error, content = answer_row(server, message_id)
         assert status == "error" and content.startswith("t0 t1 t2")
         # And the conversation goes on.
         assert "Retry" in page
@@ -202,7 +176,7 @@ def test_a_killed_worker_leaves_an_interrupted_answer_not_an_endless_one(tmp_pat
 
 
 def test_many_writers_at_once_lose_nothing(tmp_path, fault_server):
-    server = _server(tmp_path, fault_server, "many", GUNICORN_WORKERS="3",
+    server = serve(tmp_path, fault_server, "many", GUNICORN_WORKERS="3",
                      FLASK_STREAMS_PER_USER="1000", FLASK_MESSAGE_RATE_LIMIT="10000 per minute")
     try:
         client = WebClient(server.base).login("alice", "correct horse")
@@ -221,7 +195,7 @@ def test_many_writers_at_once_lose_nothing(tmp_path, fault_server):
         expected = "".join(f"w{i} " for i in range(50))
         for _, message_id in turns:
             assert "status-complete" in results[message_id], results[message_id][-300:]
-            status, error, content = _message(server, message_id)
+            status, error, content = answer_row(server, message_id)
             assert (status, error, content) == ("complete", None, expected)
         engine = create_engine(server.env["DATABASE_URL"])
         with engine.connect() as conn:

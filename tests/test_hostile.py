@@ -30,14 +30,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from wtforms.fields.core import UnboundField
 
-from tests.conftest import Browserless
+from tests.helpers import Browserless, read_stream, rows, share, start_chat
 from tests.peers.database import database
 from tests.scripted import ScriptedProvider
-from tests.test_app import read_stream, rows, start_chat
-from tests.test_share_manage import share
 from webapp import create_app
 from webapp.auth import create_user
-from webapp.extensions import app_state, db
+from webapp.extensions import app_state, csrf, db
 from webapp.guards import field_problem, largest_id, unstorable
 from webapp.models import Conversation, Message, Share, UserSettings
 
@@ -535,8 +533,6 @@ def test_nul_in_the_address_is_a_404_signed_out(app, make_user, path):
 def test_a_view_may_raise_its_body_limit_before_the_form_is_checked(app, make_user):
     """The form is checked as it is parsed, not before the view: the import raises its own
     limit above MAX_CONTENT_LENGTH first (issue 14 point 6), and its CSRF check after."""
-    from webapp.extensions import csrf
-
     @app.post("/test-large-form")
     @csrf.exempt
     def large_form():

@@ -8,9 +8,8 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
+from tests.helpers import read_stream, rows, share, start_chat
 from tests.peers.database import is_postgres
-from tests.test_app import read_stream, rows, start_chat
-from tests.test_share_manage import share
 from webapp.extensions import db
 from webapp.models import Conversation, Message, Share, User
 from webapp.queries import people

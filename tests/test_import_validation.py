@@ -7,13 +7,15 @@ from __future__ import annotations
 import copy
 import io
 import json
+import random
 
 import pytest
 from sqlalchemy import insert
 
+from tests.helpers import read_stream, rows, start_chat
 from tests.peers.appserver import AppServer
 from tests.peers.webclient import WebClient
-from tests.test_app import read_stream, rows, start_chat
+from webapp import create_app
 from webapp.config import Config
 from webapp.extensions import db
 from webapp.models import Conversation, Message, Share, User
@@ -392,8 +394,6 @@ def test_under_gunicorn_a_multi_megabyte_export_imports_and_a_larger_one_gets_41
 
 
 def test_a_wrong_import_limit_stops_the_app_with_words(tmp_path, monkeypatch):
-    from webapp import create_app
-
     monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
     with pytest.raises(ValueError, match="MAX_IMPORT_BYTES must be a whole number"):
         create_app({"TESTING": True, "SECRET_KEY": "x", "MAX_IMPORT_BYTES": "8 MB",
@@ -452,8 +452,6 @@ def _damaged(document, rng):
 
 
 def test_no_damaged_export_gives_a_500_and_a_refusal_stores_nothing(alice, app):
-    import random
-
     rng = random.Random(14)
     base = export(chat(title="One", settings=GOOD_SETTINGS),
                   chat(title="Two", pinned=True, created_at="2026-01-02T03:04:05"))
@@ -471,8 +469,6 @@ def test_no_damaged_export_gives_a_500_and_a_refusal_stores_nothing(alice, app):
 
 
 def test_no_damaged_snapshot_gives_a_500_when_shown_or_copied(alice, bob, app):
-    import random
-
     rng = random.Random(5)
     _, link = shared(alice, app, {"temperature": 0.5, "system_prompt": "Be brief."})
     with app.app_context():

@@ -16,25 +16,24 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.conftest import Browserless
-from tests.helpers import sign_in
-from tests.peers.appserver import AppServer
+from tests.helpers import (
+    Browserless,
+    kill_workers,
+    read_stream,
+    rows,
+    serve,
+    sign_in,
+    start_chat,
+)
 from tests.peers.webclient import WebClient
-from tests.test_app import read_stream, rows, start_chat
+from webapp.checks import config_problems
+from webapp.config import Config
 from webapp.extensions import db
 from webapp.models import Message, utcnow
+from webapp.streaming import mark_interrupted
 
 #: The default deadline of a pending answer (STREAM_PENDING_SECONDS).
 PENDING_SECONDS = 60.0
-
-
-def _server(tmp_path, fault_server, scenario: str, workers: int = 1, **env) -> AppServer:
-    """gunicorn with ``workers`` workers, Equing at a fault-server scenario, and alice."""
-    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
-                                  "FLASK_EQUING_URL": fault_server.url(scenario), **env},
-                       workers=workers).start()
-    server.flask("users", "create", "alice", "--password", "correct horse")
-    return server
 
 
 def _age(app, message_id: int, seconds: float) -> None:
@@ -113,8 +112,6 @@ def test_a_stale_streaming_answer_is_interrupted_when_fetched_alone(alice, app):
 def test_an_overdue_answer_claimed_meanwhile_is_not_ended(alice, app):
     """Ending an overdue answer is conditional: if its stream claimed it between the read and
     the write, it keeps streaming."""
-    from webapp.streaming import mark_interrupted
-
     _, message_id = start_chat(alice)
     _age(app, message_id, PENDING_SECONDS + 1)
     with app.app_context():
@@ -212,7 +209,7 @@ def test_parallel_requests_start_at_most_the_allowed_answers(tmp_path, fault_ser
     """20 new conversations at once through gunicorn (three workers): at most STREAMS_PER_USER
     answers start, the rest get 429; 20 messages at once into one conversation: one starts,
     the rest get 409."""
-    server = _server(tmp_path, fault_server, "endless", workers=3,
+    server = serve(tmp_path, fault_server, "endless", workers=3,
                      FLASK_STREAMS_PER_USER="3", FLASK_MESSAGE_RATE_LIMIT="10000 per minute")
     try:
         server.flask("users", "create", "bob", "--password", "correct horse")
@@ -234,7 +231,7 @@ def test_parallel_requests_start_at_most_the_allowed_answers(tmp_path, fault_ser
 
 
 def test_parallel_retries_restart_an_answer_once(tmp_path, fault_server):
-    server = _server(tmp_path, fault_server, "endless", workers=3,
+    server = serve(tmp_path, fault_server, "endless", workers=3,
                      FLASK_STREAMS_PER_USER="3", FLASK_MESSAGE_RATE_LIMIT="10000 per minute")
     try:
         alice = WebClient(server.base).login("alice", "correct horse")
@@ -249,14 +246,6 @@ def test_parallel_retries_restart_an_answer_once(tmp_path, fault_server):
 
 # -- 14.11: a page whose worker was killed ends in a state a person can act on -----------------
 
-
-
-def _kill_workers(server) -> None:
-    """SIGKILL every gunicorn worker of ``server`` (the master starts new ones)."""
-    found = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
-                           text=True, check=True)
-    for pid in (int(p) for p in found.stdout.split()):
-        os.kill(pid, signal.SIGKILL)
 
 
 def _wait_for_text(locator, needle: str, seconds: float = 20) -> None:
@@ -276,7 +265,7 @@ def test_a_page_whose_worker_was_killed_ends_interrupted_with_retry(browser, tmp
     answer is stale (STREAM_STALE_SECONDS=2 here), shows it Interrupted with Retry, both for an
     answer the page streams itself (a new conversation) and for one streamed by the composer's
     own request (a second turn)."""
-    server = _server(tmp_path, fault_server, "endless", FLASK_STREAM_STALE_SECONDS="2")
+    server = serve(tmp_path, fault_server, "endless", FLASK_STREAM_STALE_SECONDS="2")
     try:
         page = browser.new_page()
         sign_in(page, server.base)
@@ -285,7 +274,7 @@ def test_a_page_whose_worker_was_killed_ends_interrupted_with_retry(browser, tmp
         page.wait_for_url(f"{server.base}/c/*")
         _wait_for_text(page.locator(".msg-assistant .streaming"), "t10")
         time.sleep(1.2)  # a partial save has happened
-        _kill_workers(server)
+        kill_workers(server)
         first = page.locator(".msg-assistant").first
         page.locator(".msg-assistant.status-error").first.wait_for(timeout=20000)
         assert "Interrupted" in first.inner_text()
@@ -298,7 +287,7 @@ def test_a_page_whose_worker_was_killed_ends_interrupted_with_retry(browser, tmp
         second = page.locator(".msg-assistant").nth(1)
         _wait_for_text(second, "t10")
         time.sleep(1.2)
-        _kill_workers(server)
+        kill_workers(server)
         page.locator(".msg-assistant.status-error").nth(1).wait_for(timeout=20000)
         assert "Interrupted" in second.inner_text()
         assert second.locator("form.retry button").is_visible()
@@ -326,7 +315,7 @@ def test_a_page_whose_stream_falls_silent_ends_interrupted(browser, tmp_path, fa
     connection, as when a machine vanishes): the page's stream brings nothing more, the page
     asks the server after its silence limit, and the other worker says the answer was
     interrupted."""
-    server = _server(tmp_path, fault_server, "endless", FLASK_STREAM_STALE_SECONDS="2",
+    server = serve(tmp_path, fault_server, "endless", FLASK_STREAM_STALE_SECONDS="2",
                      workers=2)
     frozen = None
     try:
@@ -358,9 +347,6 @@ def test_a_page_whose_stream_falls_silent_ends_interrupted(browser, tmp_path, fa
 
 def test_the_pending_deadline_must_be_a_positive_number():
     """A deadline that is not a number would fail every turn: the app refuses to start."""
-    from webapp.checks import config_problems
-    from webapp.config import Config
-
     config = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
     config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
     assert not [p for p in config_problems(config) if "STREAM_PENDING" in p]

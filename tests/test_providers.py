@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 import requests
 
+from tests.helpers import wait_until
 from tests.peers.fault_upstream import TEXT, TOKENS
 from webapp.providers import (
     Cancellation,
@@ -21,6 +21,7 @@ from webapp.providers import (
     UpstreamHTTPError,
     UpstreamStreamError,
     UpstreamTimeout,
+    openai_compat,
 )
 from webapp.providers.base import SAMPLING_PARAMS, sampling_kwargs
 
@@ -246,15 +247,6 @@ def test_connection_reset_mid_stream(fault_server):
 
 # -- closing -----------------------------------------------------------------------------
 
-def wait_until(predicate, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def test_abandoned_generator_closes_the_connection(fault_server):
     before = len(fault_server.closed_at)
     generator = equing(fault_server, "endless").create_completion("gpt-3.5-turbo", MESSAGES, True)
@@ -287,8 +279,6 @@ def test_cancel_mid_stream_stops_and_closes(fault_server):
 def test_proxy_settings_come_from_the_environment(fault_server, monkeypatch):
     """The environment is read once per endpoint (not per request), and still obeyed: a
     request goes through HTTP_PROXY unless NO_PROXY names the upstream's host."""
-    from webapp.providers import openai_compat
-
     monkeypatch.setenv("HTTP_PROXY", fault_server.base)
     monkeypatch.setenv("NO_PROXY", "bypassed.invalid")
     openai_compat._environment.cache_clear()

@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from webapp.config import Config
 from webapp.providers import Cancellation, Equing, LocalModel, OpenAICompatible, ProviderError
 from webapp.providers import equing as equing_module
 
@@ -153,8 +154,6 @@ def test_local_model_says_when_it_stopped_at_the_limit():
 
 def test_local_model_default_limit_leaves_room_for_ordinary_answers():
     # 512 tokens cut many ordinary answers (recipes, short stories) mid-sentence.
-    from webapp.config import Config
-
     assert LocalModel.default_max_tokens == 1024 and Config.LOCAL_MAX_TOKENS == 1024
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.providers import ConfigError, ProviderRegistry
+from webapp.providers import ConfigError, Equing, ProviderRegistry
 from webapp.providers.registry import parse_timeout
 
 
@@ -30,7 +30,6 @@ def test_equing_url_and_openai_from_configuration():
     assert openai.models == ("llama3", "qwen2") and openai.api_key == "k"
     assert registry.default_provider() is openai
     # Configuring a registry never changes the classes themselves.
-    from webapp.providers import Equing
     assert Equing.url == "https://next.eqing.tech/"
 
 

@@ -10,11 +10,20 @@ from html.parser import HTMLParser
 import pytest
 from werkzeug.routing import Rule
 
-from tests.conftest import Browserless, csrf_from
-from tests.test_app import PARTIAL, events, read_stream, rows, start_chat
-from tests.test_share_manage import share
+from tests.helpers import (
+    PARTIAL,
+    Browserless,
+    csrf_from,
+    events,
+    read_stream,
+    rows,
+    send,
+    share,
+    start_chat,
+)
 from webapp.extensions import app_state
 from webapp.models import Conversation, Message, Share, User
+from webapp.providers import ProviderRegistry
 
 #: Known XSS payloads, each as the model might send it (some split across tokens).
 PAYLOADS: dict[str, list[str]] = {
@@ -328,9 +337,7 @@ def test_history_sent_upstream_keeps_the_system_prompt(alice, app, scripted):
                              "max_tokens": "", "system_prompt": "S" * 100})
     conversation_id, first = start_chat(alice, "a" * 25)
     read_stream(alice, first)
-    html = alice.post(f"/c/{conversation_id}/messages", {"content": "latest"}).get_data(
-        as_text=True)
-    read_stream(alice, int(re.findall(r"/m/(\d+)/stream", html)[0]))
+    read_stream(alice, send(alice, conversation_id, "latest"))
     sent = scripted.calls[-1]["messages"]
     assert sent[0] == {"role": "system", "content": "S" * 100}
     assert sent[-1] == {"role": "user", "content": "latest"}
@@ -340,8 +347,6 @@ def test_history_sent_upstream_keeps_the_system_prompt(alice, app, scripted):
 # -- upstream addresses come from the operator only ---------------------------------------------
 
 def test_no_request_can_point_the_server_at_another_host(alice, app, fault_server, scripted):
-    from webapp.providers import ProviderRegistry
-
     registry = ProviderRegistry.from_config({"PROVIDERS": "equing",
                                              "EQUING_URL": fault_server.url("ok")})
     app_state(app).providers = registry

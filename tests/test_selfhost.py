@@ -6,30 +6,32 @@ import os
 import secrets
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from flask_migrate import upgrade
 from sqlalchemy import create_engine, select, text
 
+from tests.helpers import Browserless, answer_row, serve, share, shared_chat
 from tests.peers import process
 from tests.peers.appserver import AppServer
 from tests.peers.database import database
 from tests.peers.webclient import WebClient
 from webapp import create_app
-from webapp.checks import ConfigurationError
+from webapp.checks import ConfigurationError, head_revision
+from webapp.extensions import db
+from webapp.search import search
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = os.environ.get("TEST_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SITE = ROOT / "docs" / "deploy" / "nginx-equing-chat.conf"
-
-
-def slow_server(tmp_path, fault_server, **kwargs) -> AppServer:
-    return AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
-                                "FLASK_EQUING_URL": fault_server.url("slow-markdown"),
-                                "FLASK_TRUSTED_PROXIES": "1", **kwargs.pop("env", {})}, **kwargs)
 
 
 @pytest.fixture()
@@ -75,9 +77,8 @@ http {{
 
 
 def test_tokens_arrive_spread_over_time_through_nginx(tmp_path, fault_server, nginx):
-    server = slow_server(tmp_path, fault_server).start()
+    server = serve(tmp_path, fault_server, "slow-markdown", FLASK_TRUSTED_PROXIES="1")
     try:
-        server.flask("users", "create", "alice", "--password", "correct horse")
         base = nginx(server.port)
         client = WebClient(base).login("alice", "correct horse")
         _, message_id = client.start_chat("Stream through nginx")
@@ -122,8 +123,6 @@ def test_two_app_servers_share_one_postgresql(tmp_path, fault_server):
         two = AppServer(tmp_path / "two", endless, database_url=url).start()
         third = a.send(conversation_id, "Go on and on")
         b = WebClient(two.base, session=a.session, token=a.token)
-        import threading
-
         result = {}
         reader = threading.Thread(target=lambda: result.setdefault("events", b.stream(third)))
         reader.start()
@@ -138,8 +137,6 @@ def test_two_app_servers_share_one_postgresql(tmp_path, fault_server):
 
 def _postgres_schema(tmp_path) -> str:
     """A PostgreSQL schema for tests that need PostgreSQL even in the SQLite run."""
-    import psycopg
-
     schema = f"t_{secrets.token_hex(6)}"
     admin = POSTGRES.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -154,8 +151,6 @@ _SCHEMAS: list[str] = []
 @pytest.fixture(autouse=True, scope="module")
 def _drop_schemas():
     yield
-    import psycopg
-
     admin = POSTGRES.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(admin, autocommit=True) as conn:
         for schema in _SCHEMAS:
@@ -163,8 +158,6 @@ def _drop_schemas():
 
 
 def test_copy_from_sqlite_to_postgresql_keeps_every_row(tmp_path, app, alice):
-    from tests.test_share_manage import share, shared_chat
-
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         pytest.skip("the copy starts from SQLite; this run's app is on PostgreSQL")
     conversation_id = shared_chat(alice, "Copy me <b>please</b> ✓")
@@ -176,8 +169,6 @@ def test_copy_from_sqlite_to_postgresql_keeps_every_row(tmp_path, app, alice):
     assert result.exit_code == 0, result.output
     source = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
     copy = create_engine(target)
-    from webapp.extensions import db
-
     copied = {}
     for table in db.metadata.sorted_tables:
         order = list(table.primary_key.columns)
@@ -194,8 +185,6 @@ def test_copy_from_sqlite_to_postgresql_keeps_every_row(tmp_path, app, alice):
     copied_app = create_app({"SQLALCHEMY_DATABASE_URI": target, "SECRET_KEY": "x",
                              "TESTING": True})
     with copied_app.app_context():
-        from webapp.search import search
-
         assert search(1, "please")[0].title == "Copy me <b>please</b> ✓"
         db.session.execute(text("INSERT INTO conversations (user_id, title, pinned, created_at,"
                                 " updated_at) VALUES (1, 'new', false, now(), now())"))
@@ -233,27 +222,16 @@ def test_readyz_says_whether_migrations_are_current(tmp_path):
         response = client.get("/readyz")
         assert response.status_code == 503
         assert "flask db upgrade" in response.get_json()["reason"]
-        from flask_migrate import upgrade
-
         with fresh.app_context():
             upgrade()
         response = client.get("/readyz")
-        from webapp.checks import head_revision
-
         assert response.status_code == 200
         assert response.get_json()["migration"] == head_revision()
         with fresh.app_context():
-            from webapp.extensions import db
-
             db.engine.dispose()
 
 
 def test_served_processes_read_the_migration_head_without_alembic(tmp_path):
-    from alembic.config import Config as AlembicConfig
-    from alembic.script import ScriptDirectory
-
-    from webapp.checks import ROOT, head_revision
-
     config = AlembicConfig()
     config.set_main_option("script_location", str(ROOT / "migrations"))
     assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
@@ -265,8 +243,6 @@ def test_served_processes_read_the_migration_head_without_alembic(tmp_path):
         response = served.test_client().get("/readyz")
         assert response.status_code == 503 and head_revision() in response.get_json()["reason"]
         with served.app_context():
-            from webapp.extensions import db
-
             db.engine.dispose()
 
 
@@ -311,9 +287,6 @@ def test_flask_check_reports_in_words(tmp_path):
 
 
 def test_forwarded_headers_only_with_a_trusted_proxy(app, alice):
-    from tests.conftest import Browserless
-    from tests.test_share_manage import shared_chat
-
     conversation_id = shared_chat(alice)
     alice.post(f"/c/{conversation_id}/share", htmx=False)
     forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "chat.example.org"}
@@ -340,11 +313,8 @@ def test_secure_cookies_over_https(app, make_user):
 
 
 def test_shutdown_saves_running_answers_as_stopped(tmp_path, fault_server):
-    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
-                                  "FLASK_EQUING_URL": fault_server.url("endless"),
-                                  "GUNICORN_GRACEFUL_TIMEOUT": "1"}).start()
+    server = serve(tmp_path, fault_server, "endless", GUNICORN_GRACEFUL_TIMEOUT="1")
     try:
-        server.flask("users", "create", "alice", "--password", "correct horse")
         client = WebClient(server.base).login("alice", "correct horse")
         conversation_id, message_id = client.start_chat("Keep talking")
         response = client.session.get(f"{server.base}/m/{message_id}/stream", stream=True,
@@ -363,12 +333,7 @@ def test_shutdown_saves_running_answers_as_stopped(tmp_path, fault_server):
         assert b"server restarted" in received
         server.proc.wait(30)
         response.close()
-        engine = create_engine(server.env["DATABASE_URL"])
-        with engine.connect() as conn:
-            status, error, content = conn.execute(text(
-                "SELECT status, error, content FROM messages WHERE id = :id"),
-                {"id": message_id}).one()
-        engine.dispose()
+        status, error, content = answer_row(server, message_id)
         assert status == "stopped"
         assert "server restarted" in error
         assert content.startswith("t0 t1 t2 t3")

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import select
 
-from tests.test_app import events, read_stream, rows, start_chat
+# The good form, beside the BAD values below.
+from tests.helpers import SETTINGS_FORM as GOOD
+from tests.helpers import events, read_stream, rows, send, start_chat
 from webapp.extensions import app_state, db
 from webapp.models import Conversation, Message, User, UserSettings
-
-GOOD = {"provider": "scripted", "model": "script-2", "temperature": "0.7", "top_p": "0.9",
-        "presence_penalty": "0.5", "frequency_penalty": "-0.5", "max_tokens": "256",
-        "system_prompt": "You are a pirate."}
 
 
 def settings_of(app, username="alice"):
@@ -118,9 +114,7 @@ def test_conversation_override_applies_from_the_next_message(alice, app, scripte
     response = alice.post(f"/c/{conversation_id}/settings",
                           {**GOOD, "temperature": "1.3", "system_prompt": "Only this chat."})
     assert response.status_code == 200
-    html = alice.post(f"/c/{conversation_id}/messages", {"content": "next"}).get_data(
-        as_text=True)
-    read_stream(alice, int(re.findall(r"/m/(\d+)/stream", html)[0]))
+    read_stream(alice, send(alice, conversation_id, "next"))
     assert scripted.calls[-1]["params"]["temperature"] == 1.3
     assert scripted.calls[-1]["messages"][0]["content"] == "Only this chat."
     assert scripted.calls[0]["params"]["temperature"] == 0.5  # the first answer kept its own

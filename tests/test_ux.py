@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.test_app import events, read_stream, rows, start_chat
-from tests.test_settings import GOOD
+from tests.helpers import SETTINGS_FORM, SSE_ACCEPT, events, read_stream, rows, start_chat
 from webapp.models import Conversation
 from webapp.search import mark_words
 
@@ -27,7 +26,7 @@ def test_a_turn_carries_the_sidebar_when_it_starts_and_ends(alice, app):
     read_stream(alice, answer)
     # The turn's first event moves the conversation to the top, marked as the open one.
     body = alice.post(f"/c/{first}/messages", {"content": "again"},
-                      headers={"Accept": "text/html, text/event-stream"}).get_data(as_text=True)
+                      headers=SSE_ACCEPT).get_data(as_text=True)
     first_event, *_, last_event = events(body)
     assert sidebar_titles(first_event) == ["older one", "newer one"]
     assert f'<a href="/c/{first}" aria-current="page">' in first_event
@@ -45,12 +44,12 @@ def test_saving_and_resetting_chat_settings_update_the_mark(alice, app):
     read_stream(alice, answer)
     page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
     assert '<span id="chat-settings-mark"></span>' in page
-    saved = alice.post(f"/c/{conversation_id}/settings", GOOD).get_data(as_text=True)
+    saved = alice.post(f"/c/{conversation_id}/settings", SETTINGS_FORM).get_data(as_text=True)
     assert 'id="chat-settings-form"' in saved and "Saved." in saved
     assert '<span id="chat-settings-mark" hx-swap-oob="outerHTML"> •</span>' in saved
     assert "Use my defaults again" in saved
     # A refused form changes nothing, the mark included.
-    refused = alice.post(f"/c/{conversation_id}/settings", {**GOOD, "top_p": "2"})
+    refused = alice.post(f"/c/{conversation_id}/settings", {**SETTINGS_FORM, "top_p": "2"})
     assert refused.status_code == 422
     assert '<span id="chat-settings-mark" hx-swap-oob="outerHTML"> •</span>' in \
         refused.get_data(as_text=True)

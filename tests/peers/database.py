@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
+
 BASE = os.environ.get("TEST_DATABASE_URL", "")
 
 
@@ -31,8 +33,6 @@ def database(tmp: Path, name: str = "app") -> Iterator[str]:
     if not is_postgres():
         yield f"sqlite:///{tmp / (name + '.sqlite')}"
         return
-    import psycopg
-
     schema = f"t_{secrets.token_hex(6)}"
     with psycopg.connect(_admin_url(), autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')

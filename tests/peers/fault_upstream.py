@@ -11,6 +11,7 @@ the moment the client's connection closed.
 from __future__ import annotations
 
 import json
+import select
 import socket
 import struct
 import threading
@@ -277,8 +278,6 @@ class Handler(BaseHTTPRequestHandler):
     def scenario_watch_first(self, body):
         # Sends headers, then holds the first token for up to 10 s while watching for the
         # client to close the connection (EOF on a peek), and records when it did.
-        import select
-
         self.start()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -21,6 +21,7 @@ from webapp.providers import (
     UpstreamHTTPError,
     UpstreamStreamError,
     UpstreamTimeout,
+    openai_compat,
 )
 from webapp.providers.base import SAMPLING_PARAMS, sampling_kwargs
 
@@ -287,8 +288,6 @@ def test_cancel_mid_stream_stops_and_closes(fault_server):
 def test_proxy_settings_come_from_the_environment(fault_server, monkeypatch):
     """The environment is read once per endpoint (not per request), and still obeyed: a
     request goes through HTTP_PROXY unless NO_PROXY names the upstream's host."""
-    from webapp.providers import openai_compat
-
     monkeypatch.setenv("HTTP_PROXY", fault_server.base)
     monkeypatch.setenv("NO_PROXY", "bypassed.invalid")
     openai_compat._environment.cache_clear()

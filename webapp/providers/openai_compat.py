@@ -323,6 +323,30 @@ def _finish_reason(obj: Any) -> str | None:
     return str(reason) if reason else None
 
 
+def _event_object(name: str, data: str, source: _ByteSource, provider: str) -> Any:
+    """The JSON object of one stream event; an error event, an error object or a broken
+    event raises the provider error that says so."""
+    if name == "error":
+        # A named error event may carry plain text rather than JSON.
+        try:
+            message = error_message(json.loads(data))
+        except json.JSONDecodeError:
+            message = None
+        raise UpstreamStreamError(message or _clean(data) or "error event", provider=provider)
+    try:
+        obj = json.loads(data)
+    except json.JSONDecodeError as exc:
+        if source.exhausted:
+            raise UpstreamStreamError("the upstream cut the stream off mid-event",
+                                      provider=provider) from exc
+        raise MalformedResponse(f"malformed event from the upstream: {_clean(data)[:120]!r}",
+                                doc=data, pos=exc.pos, provider=provider) from exc
+    message = error_message(obj)
+    if message:
+        raise UpstreamStreamError(message, provider=provider)
+    return obj
+
+
 def _stream_tokens(source: _ByteSource, provider: str) -> Generator[str, None, str | None]:
     """Yield the text of each chunk event until ``[DONE]`` or a ``finish_reason``; return the
     ``finish_reason`` (``'length'``: cut at the token limit), None if there was none."""
@@ -331,26 +355,8 @@ def _stream_tokens(source: _ByteSource, provider: str) -> Generator[str, None, s
         data = data.strip()
         if data == "[DONE]":
             return reason
-        if name == "error":
-            # A named error event may carry plain text rather than JSON.
-            try:
-                message = error_message(json.loads(data))
-            except json.JSONDecodeError:
-                message = None
-            raise UpstreamStreamError(message or _clean(data) or "error event", provider=provider)
-        try:
-            obj = json.loads(data)
-        except json.JSONDecodeError as exc:
-            if source.exhausted:
-                raise UpstreamStreamError("the upstream cut the stream off mid-event",
-                                          provider=provider) from exc
-            raise MalformedResponse(f"malformed event from the upstream: {_clean(data)[:120]!r}",
-                                    doc=data, pos=exc.pos, provider=provider) from exc
-        message = error_message(obj)
-        if message:
-            raise UpstreamStreamError(message, provider=provider)
         finished = False
-        for choice in obj.get("choices") or ():
+        for choice in _event_object(name, data, source, provider).get("choices") or ():
             delta = choice.get("delta") or choice.get("message") or {}
             content = delta.get("content")
             if content:
@@ -364,6 +370,34 @@ def _stream_tokens(source: _ByteSource, provider: str) -> Generator[str, None, s
         return None
     raise UpstreamStreamError("the upstream ended the stream before the answer was finished",
                               provider=provider)
+
+
+def _collect(tokens: Generator[str, None, str | None]) -> tuple[str, str | None]:
+    """All of a token stream as one text, and the finish reason it returned."""
+    texts: list[str] = []
+    while True:
+        try:
+            texts.append(next(tokens))
+        except StopIteration as end:
+            return "".join(texts), end.value
+
+
+def _whole_answer(source: _ByteSource, content_type: str, provider: str
+                  ) -> tuple[str, str | None] | None:
+    """The whole answer of a response read at once, and its finish reason: an event stream
+    (when a single answer was asked for) or a plain JSON completion. None if it was
+    cancelled while the JSON was read."""
+    if "text/event-stream" in content_type:
+        return _collect(_stream_tokens(source, provider))
+    doc = b"".join(source).decode("utf-8", errors="replace")
+    if source.cancel is not None and source.cancel.is_set():
+        return None
+    try:
+        obj = json.loads(doc)
+    except json.JSONDecodeError as exc:
+        raise MalformedResponse(f"the answer is not JSON: {_clean(doc)[:120]!r}",
+                                doc=doc, pos=exc.pos, provider=provider) from exc
+    return _completion_content(obj, provider, doc), _finish_reason(obj)
 
 
 class OpenAICompatible(AbstractProvider):
@@ -430,20 +464,18 @@ class OpenAICompatible(AbstractProvider):
         return cls._generate(body, cls.build_headers(stream), stream, timeout, cancel)
 
     @classmethod
-    def _generate(cls, body: dict[str, Any], headers: dict[str, str], stream: bool,
-                  timeout: Any, cancel: Cancellation | None) -> CreateResult:
-        """POST the request and yield the answer; the response is closed on every exit.
-        Returns (as the generator's value) the upstream's ``finish_reason``, if it gave one."""
-        if cancel is not None and cancel.is_set():
-            return
+    def _post(cls, body: dict[str, Any], headers: dict[str, str], timeout: Any,
+              cancel: Cancellation | None) -> requests.Response | None:
+        """Send the request and return the response once its headers came; None if it was
+        cancelled meanwhile."""
         _thread_state.cancel = cancel
         try:
             url = cls.endpoint()
-            response = _session().post(url, json=body, headers=headers, stream=True,
-                                       timeout=timeout, **_environment(url))
+            return _session().post(url, json=body, headers=headers, stream=True,
+                                   timeout=timeout, **_environment(url))
         except requests.exceptions.RequestException as exc:
             if cancel is not None and cancel.is_set():
-                return
+                return None
             if isinstance(exc, requests.exceptions.Timeout):
                 raise UpstreamTimeout(f"the upstream did not answer in time ({exc})",
                                       provider=cls.name) from exc
@@ -451,44 +483,38 @@ class OpenAICompatible(AbstractProvider):
                                           provider=cls.name) from exc
         finally:
             _thread_state.cancel = None
+
+    @classmethod
+    def _generate(cls, body: dict[str, Any], headers: dict[str, str], stream: bool,
+                  timeout: Any, cancel: Cancellation | None) -> CreateResult:
+        """POST the request and yield the answer; the response is closed on every exit.
+        Returns (as the generator's value) the upstream's ``finish_reason``, if it gave one."""
+        if cancel is not None and cancel.is_set():
+            return
+        response = cls._post(body, headers, timeout, cancel)
+        if response is None:
+            return
         source: _ByteSource | None = None
         answered = False  # the whole answer was read: the connection can serve another
         try:
             if response.status_code >= 400:
                 raise http_error(response, cls.name)
             source = _ByteSource(response, cls.name, cancel)
-            if "text/event-stream" in response.headers.get("Content-Type", ""):
-                tokens = _stream_tokens(source, cls.name)
-                if stream:
-                    reason = yield from tokens
-                    answered = True
-                else:
-                    texts: list[str] = []
-                    while True:
-                        try:
-                            texts.append(next(tokens))
-                        except StopIteration as end:
-                            reason = end.value
-                            break
-                    answered = True
-                    yield "".join(texts)
+            content_type = response.headers.get("Content-Type", "")
+            if stream and "text/event-stream" in content_type:
+                reason = yield from _stream_tokens(source, cls.name)
+                answered = True
                 return reason
-            # A plain JSON answer, asked for or not (some servers ignore "stream": true).
-            doc = b"".join(source).decode("utf-8", errors="replace")
-            if cancel is not None and cancel.is_set():
+            # Read at once: a single answer asked for, or a plain JSON answer, asked for or
+            # not (some servers ignore "stream": true).
+            whole = _whole_answer(source, content_type, cls.name)
+            if whole is None:
                 return
-            try:
-                obj = json.loads(doc)
-            except json.JSONDecodeError as exc:
-                raise MalformedResponse(f"the answer is not JSON: {_clean(doc)[:120]!r}",
-                                        doc=doc, pos=exc.pos, provider=cls.name) from exc
-            text = _completion_content(obj, cls.name, doc)
             answered = True
-            yield text
-            return _finish_reason(obj)
+            yield whole[0]
+            return whole[1]
         finally:
             if source is not None:
                 source.close(answered)
             else:
                 response.close()
-

@@ -9,6 +9,8 @@ heartbeat, not a per-request limit. See docs/self-hosting.md.
 """
 
 import os
+import signal
+import threading
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
@@ -46,7 +48,8 @@ def when_ready(server):
 
 def _stop_running_answers(wait: float) -> None:
     try:
-        from webapp.streaming import SHUTTING_DOWN, stops
+        # In the worker, when it stops: the master reads this file and never loads the app.
+        from webapp.streaming import SHUTTING_DOWN, stops  # noqa: PLC0415
     except ImportError:
         return
     if stops.cancel_all(SHUTTING_DOWN) and wait:
@@ -57,9 +60,6 @@ def post_worker_init(worker):
     """On SIGTERM, answers get most of the graceful timeout to finish on their own; those
     still running shortly before the deadline are stopped, saved, and told why (gunicorn
     closes what is left at the deadline, which would read as a closed page)."""
-    import signal
-    import threading
-
     handle_exit = worker.handle_exit
 
     def on_term(sig, frame):

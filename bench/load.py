@@ -37,6 +37,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.peers import process  # noqa: E402
 from tests.peers.appserver import AppServer  # noqa: E402
 from tests.peers.webclient import WebClient  # noqa: E402
 
@@ -293,8 +294,6 @@ class Bench:
 
     def _start_upstream(self) -> str:
         """The fake upstream in a process of its own (not sharing this one's GIL)."""
-        from tests.peers import process
-
         port = process.free_port()
         self.upstream_proc = process.start(
             [sys.executable, "-m", "bench.fake_upstream", "--port", str(port)],
@@ -330,8 +329,6 @@ class Bench:
         return list(turns), memory.peak, memory.cpu_used
 
     def __exit__(self, *exc):
-        from tests.peers import process
-
         self.server.stop()
         process.stop(self.upstream_proc)
         self.tmp.cleanup()

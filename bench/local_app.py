@@ -24,13 +24,12 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from tests.peers.appserver import AppServer  # noqa: E402
 from tests.peers.webclient import WebClient  # noqa: E402
+from webapp.providers.local import LocalModel  # noqa: E402
 
 PROMPT = "Write a long story about a lighthouse keeper."
 
 
 def direct(tokens: int) -> float:
-    from webapp.providers.local import LocalModel
-
     llama = LocalModel.load().llama
     first = last = None
     count = 0

@@ -22,19 +22,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from flask_migrate import upgrade  # noqa: E402
+from sqlalchemy import insert  # noqa: E402
+
+from tests.helpers import csrf_from  # noqa: E402
+from webapp import create_app  # noqa: E402
+from webapp.auth import create_user  # noqa: E402
+from webapp.extensions import db  # noqa: E402
+from webapp.models import Conversation, Message, utcnow  # noqa: E402
+from webapp.rendering import render_markdown  # noqa: E402
+
 ANSWER = ("Here is how:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\n"
           "It returns **the sum**; see [the docs](https://docs.python.org/).\n\n- one\n- two\n")
 
 
 def build(app, messages: int, conversations: int) -> int:
     """Fill the database; returns the big conversation's id."""
-    from sqlalchemy import insert
-
-    from webapp.auth import create_user
-    from webapp.extensions import db
-    from webapp.models import Conversation, Message, utcnow
-    from webapp.rendering import render_markdown
-
     html = str(render_markdown(ANSWER))
 
     with app.app_context():
@@ -82,11 +85,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--database", default="")
     args = parser.parse_args(argv)
-    from flask_migrate import upgrade
-
-    from tests.helpers import csrf_from
-    from webapp import create_app
-
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database or f"sqlite:///{tmp}/pages.sqlite"
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench",
@@ -110,8 +108,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             print(f"{label:55} median {p50:7.1f} ms   p90 {p90:7.1f} ms")
             result[path] = p50
         with app.app_context():
-            from webapp.extensions import db
-
             db.engine.dispose()
     return result
 

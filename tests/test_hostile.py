@@ -323,41 +323,53 @@ def calls_for(world: World, endpoint: str, method: str, rule: str):
     """Every hostile call of one route: hostile path parameters, then hostile fields (query,
     form, files, JSON body), for alice, someone signed out and, on routes with parameters, bob
     (JSON bodies and files for alice only: the others are turned away before a body is read)."""
-    has_int = "<int:" in rule
-    has_text = bool(re.search(r"<(?!int:)[^>]+>", rule))
+    has_params = "<" in rule
     main = main_field(world.app, endpoint)
     # Another person matters where a path names alice's objects; elsewhere bob is one more
     # signed-in person, as alice is.
-    people = ("alice", "bob", "anonymous") if has_int or has_text else ("alice", "anonymous")
+    people = ("alice", "bob", "anonymous") if has_params else ("alice", "anonymous")
     for who in people:
-        ids = world.ids
-        # Routing reads the path before anyone is known: the others get a sample of it.
-        if has_int:
-            for value in HOSTILE_IDS if who == "alice" else HOSTILE_IDS[:2]:
-                yield Call(who, method, fill(rule, ids, hostile_id=value))
-        if has_text:
-            for value in HOSTILE_SEGMENTS if who == "alice" else HOSTILE_SEGMENTS[:2]:
-                yield Call(who, method, fill(rule, ids, hostile_segment=value), htmx=True)
-        path = fill(rule, ids)
-        for n, value in enumerate(HOSTILE_VALUES):
-            names = [main] if len(value) > 1000 else TEXT_FIELDS
-            pairs = [(name, value) for name in names]
-            if method == "GET":
-                yield Call(who, method, path, query=pairs, htmx=n % 2 == 0)
-            else:
-                yield Call(who, method, path, form=pairs, htmx=n % 2 == 0)
-                if who == "alice":
-                    yield Call(who, method, path, query=pairs, form=[("content", "hi")])
-            if who == "alice" and len(value) <= 1000:  # one field among valid ones (a huge
-                # value already went to the main field alone)
-                pairs = list({**BASELINE, main: value}.items())
-                yield Call(who, method, path, **{"query" if method == "GET" else "form": pairs})
+        yield from path_calls(world, who, method, rule)
+        path = fill(rule, world.ids)
+        yield from field_calls(who, method, path, main)
         if method != "GET" and who == "alice":
-            for document in HOSTILE_JSON:
-                yield Call(who, method, path, json_body=document)
-                if FILE_FIELDS:
-                    yield Call(who, method, path, files=dict.fromkeys(
-                        FILE_FIELDS, document.encode("utf-8", "surrogatepass")))
+            yield from body_calls(who, method, path)
+
+
+def path_calls(world: World, who: str, method: str, rule: str):
+    """Hostile path parameters; routing reads the path before anyone is known, so the others
+    get a sample of them."""
+    if "<int:" in rule:
+        for value in HOSTILE_IDS if who == "alice" else HOSTILE_IDS[:2]:
+            yield Call(who, method, fill(rule, world.ids, hostile_id=value))
+    if re.search(r"<(?!int:)[^>]+>", rule):
+        for value in HOSTILE_SEGMENTS if who == "alice" else HOSTILE_SEGMENTS[:2]:
+            yield Call(who, method, fill(rule, world.ids, hostile_segment=value), htmx=True)
+
+
+def field_calls(who: str, method: str, path: str, main: str):
+    """Hostile values in the query or form: in every text field at once (a huge one in the main
+    field alone), in the query beside a valid form, and alone among valid fields."""
+    where = "query" if method == "GET" else "form"
+    for n, value in enumerate(HOSTILE_VALUES):
+        names = [main] if len(value) > 1000 else TEXT_FIELDS
+        yield Call(who, method, path, htmx=n % 2 == 0,
+                   **{where: [(name, value) for name in names]})
+        if method != "GET" and who == "alice":
+            yield Call(who, method, path, query=[(name, value) for name in names],
+                       form=[("content", "hi")])
+        if who == "alice" and len(value) <= 1000:  # one field among valid ones (a huge
+            # value already went to the main field alone)
+            yield Call(who, method, path, **{where: list({**BASELINE, main: value}.items())})
+
+
+def body_calls(who: str, method: str, path: str):
+    """Hostile JSON bodies and, where a route takes files, the same bytes as files."""
+    for document in HOSTILE_JSON:
+        yield Call(who, method, path, json_body=document)
+        if FILE_FIELDS:
+            yield Call(who, method, path, files=dict.fromkeys(
+                FILE_FIELDS, document.encode("utf-8", "surrogatepass")))
 
 
 def _params():

@@ -21,7 +21,7 @@ from webapp.providers import (
     UpstreamHTTPError,
     UpstreamStreamError,
     UpstreamTimeout,
-    openai_compat,
+    transport,
 )
 from webapp.providers.base import SAMPLING_PARAMS, sampling_kwargs
 
@@ -281,16 +281,16 @@ def test_proxy_settings_come_from_the_environment(fault_server, monkeypatch):
     request goes through HTTP_PROXY unless NO_PROXY names the upstream's host."""
     monkeypatch.setenv("HTTP_PROXY", fault_server.base)
     monkeypatch.setenv("NO_PROXY", "bypassed.invalid")
-    openai_compat._environment.cache_clear()
+    transport._environment.cache_clear()
     try:
         proxied = Equing.configured(url="http://upstream.invalid/ok/")
         before = len(fault_server.requests)
         # The fault server answers any path it does not know as a normal stream.
         assert "".join(collect(proxied)) == TEXT
         assert fault_server.requests[before]["path"].startswith("http://upstream.invalid/ok/")
-        assert openai_compat._environment("http://bypassed.invalid/v1")["proxies"] == {}
+        assert transport._environment("http://bypassed.invalid/v1")["proxies"] == {}
     finally:
-        openai_compat._environment.cache_clear()
+        transport._environment.cache_clear()
 
 
 def test_a_finished_answer_leaves_its_connection_for_the_next(fault_server):

@@ -10,10 +10,24 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config, extensions
+from . import (
+    auth,
+    chat,
+    cli,
+    config,
+    errors,
+    extensions,
+    guards,
+    htmx,
+    manage,
+    meta,
+    settings,
+    share,
+)
 from .checks import ConfigurationError, config_problems
 from .extensions import csrf, db, limiter, login_manager, talisman
 from .providers import ProviderRegistry
+from .rendering import message_html, message_info, render_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +72,8 @@ def create_app(test_config: dict[str, Any] | None = None, migrations: bool = Tru
         # Importing Alembic logs seven INFO lines, printed before every `flask` command's own
         # output; only `flask db` should speak of migrations (migrations/env.py sets its logging).
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        from flask_migrate import Migrate
+        # Imported here, not at the top: Alembic costs each served worker 10 MB it never uses.
+        from flask_migrate import Migrate  # noqa: PLC0415
 
         Migrate(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
@@ -77,9 +92,6 @@ def create_app(test_config: dict[str, Any] | None = None, migrations: bool = Tru
     )
 
     extensions.init_state(app, ProviderRegistry.from_config(app.config), secret_key_given)
-
-    from . import auth, chat, cli, errors, guards, htmx, manage, meta, settings, share
-    from .rendering import message_html, message_info, render_markdown
 
     guards.init_app(app)  # before the blueprints: their rules take its bounded <int:...>
     for blueprint in (auth.bp, chat.bp, settings.bp, share.bp, manage.bp, meta.bp):

@@ -69,7 +69,10 @@ def _load(path: str, n_ctx: int, n_threads: int) -> _Loaded:
         loaded = _models.get(key)
         if loaded is None:
             try:
-                from llama_cpp import Llama
+                # Imported at first use: llama-cpp-python is an optional extra, and loading it
+                # (numpy, the native library) takes about a second that a process serving
+                # only remote providers should not pay at start.
+                from llama_cpp import Llama  # noqa: PLC0415
             except ImportError as exc:
                 raise ProviderError("llama-cpp-python is not installed", provider="local") from exc
             try:

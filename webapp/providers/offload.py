@@ -17,17 +17,14 @@ T = TypeVar("T")
 
 def cooperative() -> bool:
     """Whether gevent has patched this process's threads (a gevent worker)."""
-    if "gevent" not in sys.modules:
-        return False
-    from gevent import monkey
-
-    return bool(monkey.is_module_patched("threading"))
+    # Looked up, not imported: a process that never patched (tests, the CLI) does not load
+    # gevent for this question, and patching goes through gevent.monkey, so it is loaded.
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
 
 
 def offload(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)``, in a real thread when the process is cooperative; exceptions propagate."""
     if not cooperative():
         return fn(*args)
-    import gevent
-
-    return gevent.get_hub().threadpool.apply(fn, args)
+    return sys.modules["gevent"].get_hub().threadpool.apply(fn, args)

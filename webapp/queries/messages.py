@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, bindparam, func, insert, select
+from sqlalchemy import Select, bindparam, func, insert, select, update
 
 from ..models import PENDING, RUNNING_STATUSES, STREAMING, Conversation, Message
 
@@ -37,3 +37,63 @@ RUNNING_COUNTS = (select(func.count(),
 OVERDUE_RUNNING = select(Message).join(Conversation).where(*_running, _overdue)
 #: Messages inserted (several rows in one statement) and returned in the order given.
 INSERT = insert(Message).returning(Message, sort_by_parameter_order=True)
+
+
+# The statements of an answer's life, run for every answer (several for every turn, one per
+# second per running answer for the saver): built once (see the package's docstring).
+_messages = Message.__table__
+
+#: The latest ``most`` messages before ``message_id`` in its conversation, newest first.
+HISTORY = (select(_messages.c.role, _messages.c.content)
+           .where(_messages.c.conversation_id == bindparam("conversation_id"),
+                  _messages.c.id < bindparam("message_id"))
+           .order_by(_messages.c.id.desc()).limit(bindparam("most")))
+
+#: How many messages before ``message_id`` could be sent upstream (a person's or an answer,
+#: not empty): what ``HISTORY`` would give without its bounds.
+COUNT_HISTORY = (select(func.count()).select_from(_messages)
+                 .where(_messages.c.conversation_id == bindparam("conversation_id"),
+                        _messages.c.id < bindparam("message_id"),
+                        _messages.c.role.in_(("user", "assistant")),
+                        _messages.c.content != ""))
+
+#: Moves a pending answer to streaming and returns what its job needs; no row if it was not
+#: pending (another request claimed it, or it ended).
+CLAIM = (update(_messages)
+         .where(_messages.c.id == bindparam("message_id"), _messages.c.status == PENDING)
+         .values(status=STREAMING, started_at=bindparam("now"), updated_at=bindparam("now"))
+         .returning(_messages.c.conversation_id, _messages.c.provider, _messages.c.model,
+                    _messages.c.params))
+
+#: The saver's write of an answer's text so far: only rows still streaming (an answer that
+#: ended meanwhile keeps its final text).
+SAVE_PARTIAL = (update(_messages)
+                .where(_messages.c.id == bindparam("mid"), _messages.c.status == STREAMING)
+                .values(content=bindparam("content"), token_count=bindparam("token_count"),
+                        first_token_at=func.coalesce(bindparam("first_token_at"),
+                                                     _messages.c.first_token_at),
+                        updated_at=bindparam("updated_at")))
+
+#: An answer's last write: its text, HTML, final status and how it ended.
+FINISH = (update(_messages).where(_messages.c.id == bindparam("message_id"))
+          .values(content=bindparam("content"), html=bindparam("html"),
+                  status=bindparam("status"), error=bindparam("error"),
+                  token_count=bindparam("tokens"), first_token_at=bindparam("first_token_at"),
+                  finish_reason=bindparam("finish_reason"),
+                  history_skipped=bindparam("skipped"),
+                  finished_at=bindparam("now"), updated_at=bindparam("now")))
+
+#: Ends one overdue answer, only if it is still in the state (and as old as) its reader saw:
+#: a stream that claimed it or saved it meanwhile keeps it.
+END_OVERDUE = (update(_messages)
+               .where(_messages.c.id == bindparam("message_id"),
+                      _messages.c.status == bindparam("was"),
+                      _messages.c.updated_at <= bindparam("deadline"))
+               .values(status=bindparam("status"), error=bindparam("error"),
+                       html=bindparam("html"), finished_at=bindparam("now"),
+                       updated_at=bindparam("now")))
+
+
+def stop_requested(message_ids: list[int]) -> Select:
+    """The ids among ``message_ids`` whose Stop was asked for (from any process)."""
+    return select(Message.id).where(Message.id.in_(message_ids), Message.stop_requested)

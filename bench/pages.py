@@ -30,7 +30,7 @@ def build(app, messages: int, conversations: int) -> int:
     """Fill the database; returns the big conversation's id."""
     from sqlalchemy import insert
 
-    from webapp.auth import create_user
+    from webapp.auth.accounts import create_user
     from webapp.extensions import db
     from webapp.models import Conversation, Message, utcnow
     from webapp.rendering import render_markdown

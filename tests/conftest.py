@@ -52,7 +52,7 @@ from flask_migrate import upgrade  # noqa: E402
 from tests.peers.database import database  # noqa: E402
 from tests.scripted import ScriptedProvider  # noqa: E402
 from webapp import create_app  # noqa: E402
-from webapp.auth import create_user  # noqa: E402
+from webapp.auth.accounts import create_user  # noqa: E402
 from webapp.extensions import app_state, db  # noqa: E402
 from webapp.models import UserSettings  # noqa: E402
 

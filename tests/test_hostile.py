@@ -36,7 +36,7 @@ from tests.scripted import ScriptedProvider
 from tests.test_app import read_stream, rows, start_chat
 from tests.test_share_manage import share
 from webapp import create_app
-from webapp.auth import create_user
+from webapp.auth.accounts import create_user
 from webapp.extensions import app_state, db
 from webapp.guards import field_problem, largest_id, unstorable
 from webapp.models import Conversation, Message, Share, UserSettings

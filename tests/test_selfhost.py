@@ -194,7 +194,7 @@ def test_copy_from_sqlite_to_postgresql_keeps_every_row(tmp_path, app, alice):
     copied_app = create_app({"SQLALCHEMY_DATABASE_URI": target, "SECRET_KEY": "x",
                              "TESTING": True})
     with copied_app.app_context():
-        from webapp.search import search
+        from webapp.queries.search import search
 
         assert search(1, "please")[0].title == "Copy me <b>please</b> ✓"
         db.session.execute(text("INSERT INTO conversations (user_id, title, pinned, created_at,"

@@ -8,7 +8,7 @@ import re
 from tests.test_app import events, read_stream, rows, start_chat
 from tests.test_settings import GOOD
 from webapp.models import Conversation
-from webapp.search import mark_words
+from webapp.queries.search import mark_words
 
 
 def sidebar_titles(html: str) -> list[str]:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask_migrate import upgrade
 from sqlalchemy import create_engine, func, insert, select, text
 
+from . import create_app
 from .extensions import db
 
 
 def copy_database(app: Flask, target_url: str, batch: int = 1000) -> dict[str, int]:
     """Migrate ``target_url`` to the current schema, then copy all rows table by table in
     foreign-key order. Refuses a target that already holds rows. Returns rows per table."""
-    from flask_migrate import upgrade
-
-    from . import create_app
-
     source_url = app.config["SQLALCHEMY_DATABASE_URI"]
     if target_url == source_url:
         raise ValueError("the target is the database this app uses")

@@ -47,7 +47,7 @@ def sidebar_page(page: int) -> tuple[list[Conversation], bool]:
 def render_page(conversation: Conversation | None, *, error: str | None = None,
                 draft: str = "", settings_form=None, status: int = 200):
     """The chat page: sidebar, the conversation (if any) with its tools, and the composer."""
-    from ..settings import conversation_form
+    from ..settings.storage import conversation_form
 
     conversations, more = sidebar_page(1)
     messages, share = [], None

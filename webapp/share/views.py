@@ -13,7 +13,7 @@ from ..models import Conversation, Share
 from ..queries import owned_or_404, shares
 from ..settings.schema import Invalid
 from . import bp, links
-from .snapshots import check_snapshot, take_snapshot
+from .snapshots import check_snapshot, shown_messages, take_snapshot
 
 
 def _refused(message: str, status: int, conversation: Conversation | None = None):
@@ -75,8 +75,8 @@ def view(token: str):
         snapshot = check_snapshot(share.snapshot)
     except Invalid as exc:
         return _refused(f"This shared conversation cannot be shown: {exc}.", exc.status)
-    response = current_app.make_response(render_template("share/view.html", share=share,
-                                                          snapshot=snapshot))
+    response = current_app.make_response(render_template(
+        "share/view.html", share=share, snapshot=snapshot, messages=shown_messages(snapshot)))
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     response.headers["Cache-Control"] = "private, no-store"
     return response

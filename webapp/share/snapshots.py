@@ -3,7 +3,7 @@ updated, and checked whenever it is made, shown or copied."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..manage.exports import CONTENT_CHARS, MODEL_CHARS, PROVIDER_CHARS, TITLE_CHARS
@@ -104,9 +104,9 @@ def take_snapshot(conversation: Conversation, include_system_prompt: bool) -> di
 
 @dataclass
 class SharedMessage:
-    """A snapshot's message in the shape the chat's ``message`` macro and its filters
-    (``message_html``, ``message_info``) read: a finished message with no id, no error text and
-    no timings (a snapshot keeps none of them)."""
+    """A snapshot's message in the shape the chat's ``message`` macro (``read_only``) and
+    ``message_html`` read: a finished message with no id and no error text (a snapshot keeps
+    neither)."""
 
     role: str
     content: str
@@ -114,22 +114,13 @@ class SharedMessage:
     html: str | None = None
     provider: str | None = None
     model: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    id: None = None
     error: None = None
     finish_reason: None = None
-    history_skipped: int = 0
-    token_count: int = 0
-
-    def seconds(self, start: str, end: str) -> None:
-        """No timings: a snapshot does not keep them."""
-        return None
 
 
 def shown_messages(snapshot: dict[str, Any]) -> list[SharedMessage]:
     """The messages of a checked snapshot, as the share page shows them."""
     return [SharedMessage(role=item["role"], content=item["content"],
                           status=item.get("status") or COMPLETE, html=item.get("html"),
-                          provider=item.get("provider"), model=item.get("model"),
-                          params=item.get("params") or {})
+                          provider=item.get("provider"), model=item.get("model"))
             for item in snapshot["messages"]]

@@ -27,7 +27,7 @@ from sqlalchemy import insert  # noqa: E402
 
 from tests.helpers import csrf_from  # noqa: E402
 from webapp import create_app  # noqa: E402
-from webapp.auth import create_user  # noqa: E402
+from webapp.auth.accounts import create_user  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.models import Conversation, Message, utcnow  # noqa: E402
 from webapp.rendering import render_markdown  # noqa: E402

@@ -15,7 +15,7 @@ from tests.peers.database import database
 from tests.peers.fault_upstream import FaultServer
 from tests.scripted import ScriptedProvider
 from webapp import create_app
-from webapp.auth import create_user
+from webapp.auth.accounts import create_user
 from webapp.extensions import app_state, db
 
 # -- real peers -----------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from tests.helpers import Browserless, read_stream, rows, share, start_chat
 from tests.peers.database import database
 from tests.scripted import ScriptedProvider
 from webapp import create_app
-from webapp.auth import create_user
+from webapp.auth.accounts import create_user
 from webapp.extensions import app_state, csrf, db
 from webapp.guards import field_problem, largest_id, unstorable
 from webapp.models import Conversation, Message, Share, UserSettings

@@ -26,7 +26,7 @@ from tests.peers.webclient import WebClient
 from webapp import create_app
 from webapp.checks import ConfigurationError, head_revision
 from webapp.extensions import db
-from webapp.search import search
+from webapp.queries.search import search
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = os.environ.get("TEST_POSTGRES_URL",

@@ -7,7 +7,7 @@ import re
 
 from tests.helpers import SETTINGS_FORM, SSE_ACCEPT, events, read_stream, rows, start_chat
 from webapp.models import Conversation
-from webapp.search import mark_words
+from webapp.queries.search import mark_words
 
 
 def sidebar_titles(html: str) -> list[str]:

@@ -10,17 +10,15 @@ from __future__ import annotations
 import ast
 import runpy
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import inspect, text
 
+from .config import ROOT
 from .extensions import app_state, db, providers
 from .providers import ConfigError, ProviderRegistry
 from .settings_table import BY_NAME, SETTINGS
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class ConfigurationError(ValueError):

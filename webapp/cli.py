@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from . import factory
+from .auth.accounts import create_user
+from .checks import ConfigurationError, config_problems, live_checks
+from .config import ROOT, load
+from .copy import copy_database
 from .extensions import db
 from .extensions import providers as enabled_providers
 from .providers import ProviderError
@@ -32,8 +38,6 @@ users = AppGroup("users", help="Manage accounts.")
 @click.option("--admin", is_flag=True, help="Make the account an administrator.")
 def users_create(username: str, password: str, admin: bool):
     """Create an account."""
-    from .auth import create_user
-
     if db.session.scalar(people.by_username(username)) is not None:
         raise click.ClickException(f"the username {username!r} is taken")
     if len(password) < 8:
@@ -104,12 +108,6 @@ def check():
     Registered as a plugin command (pyproject's ``flask.commands``) so that it runs even when
     the configuration is too broken for the app to start.
     """
-    from flask import Flask
-
-    from . import ROOT, create_app
-    from .checks import ConfigurationError, config_problems, live_checks
-    from .config import load
-
     shell = Flask("webapp", root_path=str(ROOT / "webapp"), instance_relative_config=True,
                   instance_path=_instance_path())
     load(shell)
@@ -120,7 +118,7 @@ def check():
         raise SystemExit(1)
     click.echo("ok: the settings are valid")
     try:
-        app = create_app()
+        app = factory.create_app()
     except ConfigurationError as exc:  # pragma: no cover - caught above
         raise click.ClickException(str(exc)) from None
     failed = False
@@ -132,8 +130,6 @@ def check():
 
 
 def _instance_path() -> str | None:
-    import os
-
     return os.environ.get("FLASK_INSTANCE_PATH") or None
 
 
@@ -148,8 +144,6 @@ def copy_data(target: str, batch: int):
 
     The target is migrated to the current schema first and must hold no rows yet.
     """
-    from .copy import copy_database
-
     try:
         counts = copy_database(current_app, target, batch=batch)
     except ValueError as exc:

@@ -15,6 +15,9 @@ from flask import Flask
 
 from .settings_table import defaults
 
+#: The project's folder: templates, static files, migrations and gunicorn.conf.py live there.
+ROOT = Path(__file__).resolve().parent.parent
+
 #: Every Flask setting's default, from the table (``app.config.from_object(Config)``; scripts
 #: read ``Config.NAME``).
 Config = type("Config", (), {"__doc__": "Safe defaults for a single-machine install.",

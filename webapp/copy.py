@@ -5,21 +5,22 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import create_engine, func, insert, select, text
 
+from . import factory
 from .extensions import db
 
 
 def copy_database(app: Flask, target_url: str, batch: int = 1000) -> dict[str, int]:
     """Migrate ``target_url`` to the current schema, then copy all rows table by table in
     foreign-key order. Refuses a target that already holds rows. Returns rows per table."""
-    from flask_migrate import upgrade
-
-    from . import create_app
-
     source_url = app.config["SQLALCHEMY_DATABASE_URI"]
     if target_url == source_url:
         raise ValueError("the target is the database this app uses")
-    target_app = create_app({"SQLALCHEMY_DATABASE_URI": target_url,
+    target_app = factory.create_app({"SQLALCHEMY_DATABASE_URI": target_url,
                              "SECRET_KEY": app.config["SECRET_KEY"]})
+    # Imported here, not at the top: served workers import this module (through the commands)
+    # and Alembic would cost each of them 10 MB it never uses.
+    from flask_migrate import upgrade  # noqa: PLC0415
+
     with target_app.app_context():
         upgrade()
     tables = db.metadata.sorted_tables

@@ -22,9 +22,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Request, abort, request
+from sqlalchemy import BigInteger
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter, ValidationError
+
+from . import models  # noqa: F401 - the tables whose id columns bound <int:...>
+from .errors import render_error
+from .extensions import db
 
 #: The largest id a ``BigInteger`` column holds, and an ``Integer`` one (32-bit on PostgreSQL).
 INT64_MAX = 2**63 - 1
@@ -62,10 +67,6 @@ def unstorable(text: str) -> bool:
 def largest_id() -> int:
     """The largest id every table's primary key can hold: 2^31 - 1 while any is ``Integer``
     (PostgreSQL's INTEGER), 2^63 - 1 once all are ``BigInteger``."""
-    from sqlalchemy import BigInteger
-
-    from .extensions import db
-
     columns = [column for table in db.metadata.tables.values()
                for column in table.primary_key.columns]
     return INT64_MAX if all(isinstance(c.type, BigInteger) for c in columns) else INT32_MAX
@@ -175,13 +176,9 @@ def init_app(app: Flask) -> None:
     Call before the blueprints are registered: their rules take the converter at that time,
     and the check must run before the views' own ``before_request`` hooks.
     """
-    from . import models  # noqa: F401 - the tables whose id columns bound <int:...>
-
     IdConverter.largest = largest_id()
     app.url_map.converters["int"] = IdConverter
     app.request_class = GuardedRequest
-
-    from .errors import render_error
 
     @app.before_request
     def refuse_unstorable_input():

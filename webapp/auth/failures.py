@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, request
-from sqlalchemy import delete, func, or_, select
 
 from ..extensions import db
 from ..models import SignInFailure, utcnow
+from ..queries import sign_ins
 
 
 @dataclass
@@ -51,17 +51,15 @@ def begin(account: str) -> SignInFailure | Refusal | None:
     window = timedelta(seconds=int(current_app.config["SIGN_IN_FAILURE_WINDOW_SECONDS"]))
     now = utcnow()
     since = now - window
-    db.session.execute(delete(SignInFailure).where(SignInFailure.created_at < since))
+    db.session.execute(sign_ins.expire(since))
     attempt = SignInFailure(account=account[:64], address=address(), created_at=now)
     db.session.add(attempt)
     db.session.commit()
 
-    others = (SignInFailure.id != attempt.id, SignInFailure.created_at >= since)
     for column, value in ((SignInFailure.account, attempt.account),
                           (SignInFailure.address, attempt.address)):
-        counted = select(func.count(), func.min(SignInFailure.created_at)).where(
-            column == value, *others)
-        count, oldest = db.session.execute(counted).one()
+        count, oldest = db.session.execute(
+            sign_ins.counted(column, value, since, besides=attempt.id)).one()
         if count >= limit:
             # A refused attempt is not a failure: the lock ends a window after the failures
             # that caused it, however often someone knocks meanwhile.
@@ -79,8 +77,7 @@ def succeeded(attempt: SignInFailure | None) -> None:
     count (the person has shown they know it)."""
     if attempt is None:
         return
-    db.session.execute(delete(SignInFailure).where(
-        or_(SignInFailure.id == attempt.id, SignInFailure.account == attempt.account)))
+    db.session.execute(sign_ins.forgive(attempt))
     db.session.commit()
 
 

@@ -9,8 +9,8 @@ from flask_login import current_user
 
 from ..extensions import db, providers
 from ..models import Conversation
-from ..settings import conversation_form
 from ..settings.forms import GenerationForm
+from ..settings.storage import conversation_form
 from ..streaming import mark_interrupted
 from .sidebar import sidebar_page
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy.orm import selectinload
 
 from ..models import Conversation
 
@@ -26,6 +27,12 @@ def owned(conversation_id: int, user_id: int) -> Select:
     """One conversation if, and only if, ``user_id`` owns it."""
     return select(Conversation).where(Conversation.id == conversation_id,
                                       Conversation.user_id == user_id)
+
+
+def with_messages_for_user(user_id: int) -> Select:
+    """``for_user`` with every conversation's messages, loaded in one more query (a full
+    export of thousands of conversations otherwise costs a query per conversation)."""
+    return for_user(user_id).options(selectinload(Conversation.messages))
 
 
 #: Marks a conversation active (``now``): it moves to the top of its owner's sidebar. Run at

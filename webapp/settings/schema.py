@@ -219,21 +219,25 @@ def check_params(value: Any) -> dict[str, Any] | None:
                 checked = NUMBERS[key].check(item)
                 if checked is not None:
                     params[key] = checked
-                continue
-            if key == "system_prompt":
+            elif key == "system_prompt":
                 params[key] = check_system_prompt(item)
-                continue
-            check_text(key, "The name", EXTRA_PARAM_CHARS)
-            extra += 1
-            if extra > EXTRA_PARAMS:
-                raise Invalid(f"more than {EXTRA_PARAMS} unknown parameters")
-            if isinstance(item, str):
-                check_text(item, "The value", EXTRA_PARAM_CHARS)
-            elif isinstance(item, float) and not math.isfinite(item):
-                raise Invalid("must be a finite number")
-            elif item is not None and not isinstance(item, (bool, int, float)):
-                raise Invalid(f"must be text, a number, true, false or null, not {kind(item)}")
-            params[key] = item
+            else:
+                check_text(key, "The name", EXTRA_PARAM_CHARS)
+                extra += 1
+                if extra > EXTRA_PARAMS:
+                    raise Invalid(f"more than {EXTRA_PARAMS} unknown parameters")
+                params[key] = _unknown_param(item)
         except Invalid as exc:
             raise type(exc)(f"“{shown(key, 40)[1:-1]}”: {exc}") from None
     return params
+
+
+def _unknown_param(item: Any) -> Any:
+    """The value of a parameter this version does not know, if it is a small scalar."""
+    if isinstance(item, str):
+        check_text(item, "The value", EXTRA_PARAM_CHARS)
+    elif isinstance(item, float) and not math.isfinite(item):
+        raise Invalid("must be a finite number")
+    elif item is not None and not isinstance(item, (bool, int, float)):
+        raise Invalid(f"must be text, a number, true, false or null, not {kind(item)}")
+    return item

@@ -1,22 +1,26 @@
-"""Importing a JSON export: read it, check all of it against the schema, then store it at once.
+"""Export and import: a person's conversations as JSON (which imports back) or Markdown, and
+an export file read, checked against the schema and stored at once.
 
-Nothing is stored unless everything passes; the first problem is reported in words, saying
-which conversation, message and field, and why. The rules for settings and parameters are the
-settings forms' (``webapp.settings.schema``).
+An import stores nothing unless everything passes; the first problem is reported in words
+(``ImportRejected``), saying which conversation, message and field, and why. The rules for
+settings and parameters are the settings forms' (``webapp.settings.schema``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import Response, current_app
 from sqlalchemy import insert
 from sqlalchemy.exc import DataError
 
 from ..extensions import db
-from ..models import FINAL_STATUSES, STOPPED, Conversation, Message, utcnow
+from ..models import COMPLETE, FINAL_STATUSES, STOPPED, Conversation, Message, utcnow
+from ..queries import conversations as conversation_queries
 from ..rendering import render_markdown
 from ..settings.schema import (
     MODEL_CHARS,
@@ -40,6 +44,90 @@ TITLE_CHARS = 200
 CONTENT_CHARS = 200_000
 ERROR_CHARS = 10_000
 DEFAULT_TITLE = "Imported chat"
+
+
+# -- export ------------------------------------------------------------------------------
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def export_conversation(conversation: Conversation) -> dict[str, Any]:
+    """One conversation as plain data (the JSON export's element)."""
+    return {
+        "title": conversation.title,
+        "pinned": conversation.pinned,
+        "settings": conversation.settings,
+        "created_at": _iso(conversation.created_at),
+        "updated_at": _iso(conversation.updated_at),
+        "messages": [{
+            "role": m.role, "content": m.content, "status": m.status, "provider": m.provider,
+            "model": m.model, "params": m.params, "error": m.error,
+            "created_at": _iso(m.created_at), "finished_at": _iso(m.finished_at),
+        } for m in conversation.messages],
+    }
+
+
+def to_json(conversations: list[Conversation]) -> str:
+    """Conversations as an export file (JSON that imports back)."""
+    envelope = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
+                "exported_at": _iso(utcnow()),
+                "conversations": [export_conversation(c) for c in conversations]}
+    return json.dumps(envelope, ensure_ascii=False, indent=1)
+
+
+def everything_of(user_id: int) -> list[Conversation]:
+    """All of a person's conversations with their messages, for a full export."""
+    return db.session.scalars(conversation_queries.with_messages_for_user(user_id)).all()
+
+
+def to_markdown(conversation: Conversation) -> str:
+    """A conversation as a Markdown document."""
+    lines = [f"# {conversation.title}", ""]
+    for m in conversation.messages:
+        if m.role == "user":
+            lines += ["## You", "", m.content, ""]
+        else:
+            lines += [f"## Assistant ({m.provider or '?'} · {m.model or '?'})", "",
+                      m.content or "", ""]
+            if m.status != COMPLETE:
+                lines += [f"*{m.error or m.status}*", ""]
+    return "\n".join(lines)
+
+
+def slug(title: str) -> str:
+    """A file name's stem made from a title."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()[:50] or "conversation"
+
+
+def download(body: str, mimetype: str, filename: str) -> Response:
+    """``body`` as a file to save, named ``filename``."""
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# -- import ------------------------------------------------------------------------------
+
+def import_limit() -> int:
+    """Largest import file in bytes (MAX_IMPORT_BYTES): bigger than other requests' limit,
+    so that everything a person can export imports back."""
+    return int(current_app.config["MAX_IMPORT_BYTES"])
+
+
+def megabytes(size: int) -> str:
+    """``size`` bytes in words, for messages."""
+    return f"{size / 1_000_000:,.1f} MB"
+
+
+class ImportRejected(Exception):
+    """An import refused, with nothing stored: ``str()`` says why in words (and where: which
+    conversation, message and field); ``status`` is the HTTP status it answers with: 400 for a
+    file that is not JSON this app reads or text no database can hold, else 422."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Unreadable(Invalid):
@@ -204,8 +292,18 @@ def _render_answers(conversations: list[dict[str, Any]]) -> None:
             time.sleep(0)  # gevent patches sleep: 0 lets the other greenlets run
 
 
+def read_export(raw: bytes, registry) -> list[dict[str, Any]]:
+    """Every conversation of the export file ``raw`` as checked row values, or
+    ``ImportRejected`` for the first problem."""
+    try:
+        return check_export(parse(raw), registry)
+    except Invalid as exc:
+        raise ImportRejected(str(exc), exc.status) from None
+
+
 def store(conversations: list[dict[str, Any]], user_id: int) -> int:
-    """Insert checked conversations for ``user_id`` in one transaction; returns how many.
+    """Insert checked conversations for ``user_id`` in one transaction; returns how many, or
+    ``ImportRejected`` (nothing stored) when the database refuses a value.
 
     Rows go in as bulk inserts (an export of thousands of conversations would otherwise cost
     an ORM round trip per row); a value the database still refuses rolls everything back."""
@@ -225,9 +323,7 @@ def store(conversations: list[dict[str, Any]], user_id: int) -> int:
         db.session.commit()
     except DataError as exc:
         db.session.rollback()
-        raise Unreadable(f"the database refused a value ({str(exc.orig)[:200]})") from None
+        raise ImportRejected(f"the database refused a value ({str(exc.orig)[:200]})",
+                             Unreadable.status) from None
     return len(conversations)
 
-
-__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "Invalid", "Unreadable",
-           "check_export", "parse", "store"]

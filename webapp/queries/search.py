@@ -1,8 +1,14 @@
 """Full-text search over a person's conversations, with no extra service.
 
-SQLite uses the FTS5 table the migrations keep; PostgreSQL its built-in text search with the
-'simple' configuration (no stemming, so it works the same for every language). Titles are
-matched too. Snippets are escaped, with the matches wrapped in ``<mark>``.
+SQLite uses the FTS5 table the migrations keep (``messages_fts``); PostgreSQL its built-in text
+search with the 'simple' configuration (no stemming, so it works the same for every language).
+Titles are matched too, with ``LIKE``. Snippets are escaped, with the matches wrapped in
+``<mark>``.
+
+Unlike the package's other modules, this one runs its statements itself (``search``) and
+returns ``Hit`` objects, not statements: its SQL is raw text, written once per database
+because FTS5's ``MATCH``/``snippet`` and PostgreSQL's ``ts_headline`` have no common
+SQLAlchemy form, and the rows of the two are merged with the title matches in Python.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 from sqlalchemy import text
 
-from .extensions import db
+from ..extensions import db
 
 #: Private-use characters that mark matches in snippets before the text is escaped.
 _OPEN, _CLOSE = "\ue000", "\ue001"

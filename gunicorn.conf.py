@@ -10,6 +10,7 @@ heartbeat, not a per-request limit. See docs/self-hosting.md.
 
 import os
 import signal
+import sys
 import threading
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -61,11 +62,19 @@ def post_worker_init(worker):
     still running shortly before the deadline are stopped, saved, and told why (gunicorn
     closes what is left at the deadline, which would read as a closed page)."""
     handle_exit = worker.handle_exit
+    gevent = "gevent" in worker.cfg.worker_class_str
 
     def on_term(sig, frame):
         handle_exit(sig, frame)
         grace = worker.cfg.graceful_timeout
-        timer = threading.Timer(max(grace - 3.0, grace * 0.5), _stop_running_answers, (0,))
+        delay = max(grace - 3.0, grace * 0.5)
+        if gevent:
+            # Under gevent this handler runs as a callback of the event loop, where starting a
+            # thread blocks (BlockingSwitchOutError, and the worker exits with code 255): a
+            # greenlet waits out the delay instead. The gevent worker has imported gevent.
+            sys.modules["gevent"].spawn_later(delay, _stop_running_answers, 0)
+            return
+        timer = threading.Timer(delay, _stop_running_answers, (0,))
         timer.daemon = True
         timer.start()
 

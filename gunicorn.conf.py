@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
@@ -57,17 +58,37 @@ def _stop_running_answers(wait: float) -> None:
         stops.wait_idle(wait)
 
 
+def _wait_for_running_answers(seconds: float) -> None:
+    try:
+        from webapp.streaming import stops  # noqa: PLC0415 - as above
+    except ImportError:
+        return
+    stops.wait_idle(seconds)
+
+
+#: When this worker's running answers are stopped after a SIGTERM (monotonic seconds).
+_stop_at: list[float] = []
+
+
+def _grace(worker) -> float:
+    """Seconds after a SIGTERM that running answers may go on for: most of the graceful
+    timeout, so that they are stopped and saved, with the reason, before gunicorn's deadline
+    (which would kill them unsaved)."""
+    grace = worker.cfg.graceful_timeout
+    return max(grace - 3.0, grace * 0.5)
+
+
 def post_worker_init(worker):
-    """On SIGTERM, answers get most of the graceful timeout to finish on their own; those
-    still running shortly before the deadline are stopped, saved, and told why (gunicorn
-    closes what is left at the deadline, which would read as a closed page)."""
+    """On SIGTERM (a stop, or a reload's old workers), answers get most of the graceful
+    timeout to finish on their own; those still running then are stopped, saved, and told
+    why."""
     handle_exit = worker.handle_exit
     gevent = "gevent" in worker.cfg.worker_class_str
 
     def on_term(sig, frame):
         handle_exit(sig, frame)
-        grace = worker.cfg.graceful_timeout
-        delay = max(grace - 3.0, grace * 0.5)
+        delay = _grace(worker)
+        _stop_at.append(time.monotonic() + delay)
         if gevent:
             # Under gevent this handler runs as a callback of the event loop, where starting a
             # thread blocks (BlockingSwitchOutError, and the worker exits with code 255): a
@@ -87,5 +108,10 @@ def worker_int(worker):
 
 
 def worker_exit(server, worker):
-    """Last chance: anything still generating is stopped and saved."""
+    """Last chance. Answers are written without a page, so the worker may be done serving
+    while some still run: they get the rest of their grace to finish (the SIGTERM's deadline,
+    or most of the graceful timeout when the worker stops for another reason), then are
+    stopped and saved with the reason."""
+    deadline = _stop_at[0] if _stop_at else time.monotonic() + _grace(worker)
+    _wait_for_running_answers(max(deadline - time.monotonic(), 0.0))
     _stop_running_answers(3.0)

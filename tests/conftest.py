@@ -17,6 +17,7 @@ from tests.scripted import ScriptedProvider
 from webapp import create_app
 from webapp.auth.accounts import create_user
 from webapp.extensions import app_state, db
+from webapp.streaming import SHUTTING_DOWN, stops
 
 # -- real peers -----------------------------------------------------------------------------
 
@@ -98,6 +99,10 @@ def app(request, tmp_path, scripted, monkeypatch, database_url):
     with app.app_context():
         upgrade()
     yield app
+    # Answers run on threads of their own: end those a test left running before its database
+    # goes, so none writes into the next test's.
+    stops.cancel_all(SHUTTING_DOWN)
+    assert stops.wait_idle(10), "an answer did not end within 10 s of being stopped"
     with app.app_context():
         db.engine.dispose()
 

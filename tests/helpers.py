@@ -90,7 +90,8 @@ def start_chat(client, text="Hi <b>there</b>"):
     location = response.headers["HX-Redirect"]
     conversation_id = int(location.rsplit("/", 1)[1])
     page = client.get(location).get_data(as_text=True)
-    message_id = int(re.findall(r'hx-get="/m/(\d+)/stream"', page)[-1])
+    # The answer runs from the moment the message is accepted: it may be over already.
+    message_id = int(re.findall(r'<article class="msg msg-assistant[^"]*" id="m-(\d+)"', page)[-1])
     return conversation_id, message_id
 
 

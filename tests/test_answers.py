@@ -3,9 +3,20 @@ history sent within bounds with the turns left out said, "Reading the conversati
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from tests.helpers import PARTIAL, SSE_ACCEPT, events, read_stream, replay, rows, start_chat
+from tests.helpers import (
+    PARTIAL,
+    events,
+    read_stream,
+    replay,
+    rows,
+    send,
+    start_chat,
+    wait_until,
+)
 from webapp.models import Message
 from webapp.providers.base import drop_oldest
 from webapp.rendering import render_markdown
@@ -54,11 +65,34 @@ def test_a_reloaded_page_follows_a_running_answer_with_its_blocks(alice, app, sc
 
 
 def test_the_waiting_note_shows_until_the_first_text(alice, app, scripted):
+    scripted.delay = 0.5  # before each token
     conversation_id, message_id = start_chat(alice)
     page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
     assert f'id="m-{message_id}-wait"' in page and "Reading the conversation…" in page
+    assert f'hx-sse:connect="/m/{message_id}/stream?after=0"' in page
     data = events(read_stream(alice, message_id))
     assert PARTIAL.findall(data[0])[0] == (f"m-{message_id}-wait", "delete", "")
+
+
+def test_a_page_opened_mid_answer_shows_the_text_so_far_and_streams_the_rest(alice, app,
+                                                                            scripted):
+    scripted.tokens = ["First paragraph.\n\n", "Second ", "one ", "goes ", "on."]
+    scripted.delay = 0.3
+    conversation_id, message_id = start_chat(alice)
+    assert wait_until(lambda: rows(app, Message, id=message_id)[0].content.startswith(
+        "First paragraph.\n\nSecond"))
+    page = alice.get(f"/c/{conversation_id}").get_data(as_text=True)
+    (saved,) = [m.content for m in rows(app, Message, id=message_id)]
+    # The finished block as HTML, the open one as text, and the stream goes on after them.
+    assert (f'<p>First paragraph.</p>\n<div class="streaming" id="m-{message_id}-open">'
+            f'Second') in page
+    assert "Reading the conversation" not in page
+    (after,) = re.findall(rf'/m/{message_id}/stream\?after=(\d+)"', page)
+    assert int(after) >= len("First paragraph.\n\nSecond ")
+    data = events(alice.get(f"/m/{message_id}/stream?after={after}").get_data(as_text=True))
+    streamed = "".join(text for item in data[:-2]
+                       for target, swap, text in PARTIAL.findall(item) if swap == "beforeend")
+    assert saved[:int(after)] + streamed == "".join(scripted.tokens)
 
 
 def test_an_answer_cut_at_the_length_limit_says_so(alice, app, scripted):
@@ -93,11 +127,9 @@ def test_a_stopped_answer_is_not_marked_cut(alice, app, scripted):
 
 
 def turns(alice, conversation_id, count):
+    """``count`` turns, each read to its end."""
     for i in range(count):
-        response = alice.post(f"/c/{conversation_id}/messages", {"content": f"turn {i}"},
-                              headers=SSE_ACCEPT)
-        assert response.status_code == 200
-        response.get_data()
+        read_stream(alice, send(alice, conversation_id, f"turn {i}"))
 
 
 def test_turns_left_out_of_the_history_are_counted_in_the_details(alice, app, scripted):

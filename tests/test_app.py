@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import threading
 from datetime import timedelta
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.helpers import (
+    PARTIAL,
     SSE_ACCEPT,
     csrf_from,
     events,
@@ -18,10 +20,12 @@ from tests.helpers import (
     rows,
     send,
     start_chat,
+    wait_until,
 )
 from tests.scripted import failing
 from webapp.extensions import db
 from webapp.models import Conversation, Message, User, utcnow
+from webapp.streaming import stops
 
 # -- accounts ----------------------------------------------------------------------------
 
@@ -105,8 +109,9 @@ def test_chat_turn_streams_escaped_tokens_then_final_markdown(alice, app, script
     assert conversation.title == "Hi <b>there</b>"
     user_message, answer = rows(app, Message, conversation_id=conversation_id)
     assert (user_message.role, user_message.content) == ("user", "Hi <b>there</b>")
-    assert (answer.role, answer.status, answer.provider, answer.model) == (
-        "assistant", "pending", "scripted", "script-1")
+    # Accepted, so already being written (no page has asked for it yet).
+    assert (answer.role, answer.provider, answer.model) == ("assistant", "scripted", "script-1")
+    assert answer.status in ("streaming", "complete")
     assert answer.params == {"temperature": 0.5, "top_p": 1.0, "presence_penalty": 0.0,
                              "frequency_penalty": 0.0}
 
@@ -124,7 +129,7 @@ def test_chat_turn_streams_escaped_tokens_then_final_markdown(alice, app, script
     final = data[-1]
     assert f'hx-swap-oob="outerHTML:#m-{message_id}"' in final
     assert "<strong>world</strong>" in final and "&lt;b&gt;bold&lt;/b&gt;" in final
-    assert "<b>bold</b>" not in final and "hx-get" not in final
+    assert "<b>bold</b>" not in final and "hx-sse:connect" not in final
 
     (answer,) = rows(app, Message, id=message_id)
     assert answer.html == blocks
@@ -135,49 +140,63 @@ def test_chat_turn_streams_escaped_tokens_then_final_markdown(alice, app, script
     assert scripted.calls[0]["messages"] == [{"role": "user", "content": "Hi <b>there</b>"}]
 
 
-def test_second_turn_is_one_request_whose_answer_is_the_stream(alice, app, scripted):
-    """htmx with its SSE extension: the post's answer is the turn, then the answer's text."""
+def test_a_turn_is_answered_with_its_html_and_its_answer_runs_without_a_page(alice, app,
+                                                                             scripted):
+    """The post's answer is the turn; its answer is already being written on the server and
+    opens its own stream (which reconnects), and it ends whether or not a page reads it."""
     conversation_id, first = start_chat(alice)
     read_stream(alice, first)
     scripted.tokens = ["Second", " <i>answer</i>", " **done**"]
     scripted.delay = 0.05
     response = alice.post(f"/c/{conversation_id}/messages", {"content": "Again <b>please</b>"},
                           headers=SSE_ACCEPT)
-    assert response.status_code == 200 and response.mimetype == "text/event-stream"
-    assert response.headers["X-Accel-Buffering"] == "no"
-    data = events(response.get_data(as_text=True))
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    turn = response.get_data(as_text=True)
     user_message, answer = rows(app, Message, conversation_id=conversation_id)[2:]
-    # First the turn (for the composer's target, the message list): both messages, the answer
-    # without a stream request of its own, since this response carries it.
-    turn = data[0]
     assert f'id="m-{user_message.id}"' in turn and "Again &lt;b&gt;please&lt;/b&gt;" in turn
-    assert f'id="m-{answer.id}-body"' in turn and "hx-get" not in turn
-    # Then the text, escaped, into the answer's body (partials: the request's own target is
-    # the message list).
-    texts = data[1:-2]
-    assert texts and all(t.startswith("<hx-partial") and t.endswith("</hx-partial>")
-                         for t in texts)
-    assert replay(texts, answer.id) == ("", "Second &lt;i&gt;answer&lt;/i&gt; **done**", True)
-    # And the whole message, rendered, in place of the streaming one.
-    assert f'hx-swap-oob="outerHTML:#m-{answer.id}"' in data[-1]
-    assert "<strong>done</strong>" in data[-1] and "<i>answer</i>" not in data[-1]
-    assert (answer.status, answer.content) == ("complete", "Second <i>answer</i> **done**")
+    assert f'hx-sse:connect="/m/{answer.id}/stream?after=0"' in turn
+    # Nobody reads the stream; the answer is written to its end all the same.
+    assert wait_until(lambda: rows(app, Message, id=answer.id)[0].status == "complete")
+    (answer,) = rows(app, Message, id=answer.id)
+    assert answer.content == "Second <i>answer</i> **done**"
     assert answer.started_at <= answer.first_token_at <= answer.finished_at
     # Generated once: asking for its stream now only returns the final HTML.
-    assert len(events(read_stream(alice, answer.id))) == 1
+    data = events(read_stream(alice, answer.id))
+    assert len(data) == 1 and f'hx-swap-oob="outerHTML:#m-{answer.id}"' in data[0]
+    assert "<strong>done</strong>" in data[0] and "<i>answer</i>" not in data[0]
     assert len(scripted.calls) == 2
     assert scripted.calls[1]["messages"][-1] == {"role": "user", "content": "Again <b>please</b>"}
 
 
-def test_without_sse_the_turn_answer_opens_its_own_stream(alice, app, scripted):
-    conversation_id, first = start_chat(alice)
-    read_stream(alice, first)
-    response = alice.post(f"/c/{conversation_id}/messages", {"content": "Again"})
-    assert response.mimetype == "text/html" and "Accept" in response.headers["Vary"]
-    (answer_id,) = re.findall(r'hx-get="/m/(\d+)/stream"', response.get_data(as_text=True))
-    (answer,) = rows(app, Message, id=int(answer_id))
-    assert answer.status == "pending"
-    assert "status-complete" in events(read_stream(alice, answer.id))[-1]
+def test_a_stream_resumes_after_the_last_event_its_page_got(alice, app, scripted):
+    """Every text event carries the offset of the text the page then has; a page that
+    reconnects with it as Last-Event-ID gets the rest: nothing repeated, nothing missing."""
+    scripted.tokens = [f"w{i} " for i in range(40)]
+    scripted.delay = 0.02
+    _, message_id = start_chat(alice)
+    response = alice.get(f"/m/{message_id}/stream")
+    iterator = iter(response.response)
+    received = ""
+    while "w5" not in received or "\n\n" not in received.rsplit("id: ", 1)[-1]:
+        chunk = next(iterator)
+        received += chunk.decode() if isinstance(chunk, bytes) else chunk
+    response.close()  # the connection drops
+    got = received[:received.rindex("\n\n") + 2]
+    last_id = re.findall(r"^id: (\d+)$", got, re.M)[-1]
+    first = replay(events(got), message_id)[1]
+    assert html.unescape(first) == "".join(scripted.tokens)[:int(last_id)]
+    rest = alice.get(f"/m/{message_id}/stream", headers={"Last-Event-ID": last_id})
+    data = events(rest.get_data(as_text=True))
+    # The page's body is put in the state the stream goes on from (the same text), then
+    # only what came after the last event follows.
+    body, _, _ = PARTIAL.findall(data[0])[0]
+    assert body == f"m-{message_id}-body"
+    resumed = "".join(html.unescape(text) for item in data[:-2]
+                      for target, swap, text in PARTIAL.findall(item)
+                      if target == f"m-{message_id}-open" and swap == "beforeend")
+    assert html.unescape(first) + resumed == "".join(scripted.tokens)
+    (answer,) = rows(app, Message, id=message_id)
+    assert answer.status == "complete" and len(scripted.calls) == 1
 
 
 def stream_until(client, message_id: int, marker: str):
@@ -209,9 +228,12 @@ def test_partial_text_is_saved_while_streaming(alice, app, scripted):
     assert saved.startswith("t0 t1 t2 t3 t4 t5"), saved
     assert answer.status == "streaming" and answer.first_token_at is not None
     response.close()
+    # The page left; the answer goes on (and is saved) until someone stops it.
+    assert wait_until(lambda: len(rows(app, Message, id=message_id)[0].content) > len(saved) + 20)
+    assert not scripted.closed.is_set()
+    assert alice.post(f"/m/{message_id}/stop").status_code == 204
     assert scripted.closed.wait(5)
-    (answer,) = rows(app, Message, id=message_id)
-    assert answer.status == "stopped" and len(answer.content) >= len(saved)
+    assert wait_until(lambda: rows(app, Message, id=message_id)[0].status == "stopped")
 
 
 def test_finished_stream_is_never_generated_twice(alice, app, scripted):
@@ -232,9 +254,9 @@ def test_history_and_system_prompt_reach_the_provider(alice, app, scripted, make
     read_stream(alice, first)
     response = alice.post(f"/c/{conversation_id}/messages", {"content": "Second question"})
     assert response.status_code == 200
-    html = response.get_data(as_text=True)
-    assert "Second question" in html and 'hx-trigger="load"' in html
-    second = int(re.findall(r"/m/(\d+)/stream", html)[0])
+    turn = response.get_data(as_text=True)
+    assert "Second question" in turn and "hx-sse:connect" in turn
+    second = int(re.findall(r"/m/(\d+)/stream", turn)[0])
     read_stream(alice, second)
     call = scripted.calls[-1]
     assert call["messages"] == [
@@ -307,29 +329,36 @@ def test_stop_ends_the_stream_and_keeps_the_text(alice, app, scripted):
     assert answer.stop_requested
 
 
-def test_client_leaving_saves_the_partial_answer_as_stopped(alice, app, scripted):
-    scripted.endless = True
-    scripted.delay = 0.01
+def test_a_page_that_leaves_does_not_stop_the_answer(alice, app, scripted):
+    scripted.tokens = [f"t{i} " for i in range(30)]
+    scripted.delay = 0.02
     _, message_id = start_chat(alice)
     response, _ = stream_until(alice, message_id, "t2")
     response.close()  # what the WSGI server does when the socket drops
     assert scripted.closed.wait(5)
+    assert wait_until(lambda: rows(app, Message, id=message_id)[0].status == "complete")
     (answer,) = rows(app, Message, id=message_id)
-    assert answer.status == "stopped"
-    assert answer.content.startswith("t0 t1 t2")
-    assert "closed" in answer.error
+    assert answer.content == "".join(scripted.tokens) and answer.error is None
 
 
-def test_no_javascript_turn_generates_and_redirects(alice, app, scripted):
+def test_no_javascript_turn_redirects_to_a_page_that_refreshes_until_done(alice, app,
+                                                                         scripted):
+    scripted.tokens = ["Hello", " **world**", "!"]
+    scripted.delay = 0.3
     response = alice.post("/c", {"content": "plain form"}, htmx=False)
     assert response.status_code == 303
     location = response.headers["Location"]
     assert re.fullmatch(r"/c/\d+#m-\d+", location)
+    assert wait_until(lambda: rows(app, Message)[1].content.startswith("Hello"))
+    page = alice.get(location.split("#")[0]).get_data(as_text=True)
+    # The text so far, and a refresh for a browser without JavaScript.
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page
+    assert re.search(r'id="m-\d+-open">Hello', page)
+    assert wait_until(lambda: rows(app, Message)[1].status == "complete")
     page = alice.get(location.split("#")[0]).get_data(as_text=True)
     assert "<strong>world</strong>" in page and "/stream" not in page
-    (_, answer) = rows(app, Message)
-    assert answer.status == "complete"
-    conversation_id = answer.conversation_id
+    assert 'http-equiv="refresh"' not in page
+    conversation_id = rows(app, Message)[1].conversation_id
     again = alice.post(f"/c/{conversation_id}/messages", {"content": "more"}, htmx=False)
     assert again.status_code == 303
     assert len(rows(app, Message, conversation_id=conversation_id)) == 4
@@ -349,7 +378,9 @@ def test_bad_messages_are_refused_with_a_reason(alice, app, htmx):
     assert rows(app, Message) == []
 
 
-def test_second_message_while_answering_is_refused(alice, app):
+def test_second_message_while_answering_is_refused(alice, app, scripted):
+    scripted.endless = True
+    scripted.delay = 0.01
     conversation_id, _ = start_chat(alice)
     response = alice.post(f"/c/{conversation_id}/messages", {"content": "wait"})
     assert response.status_code == 409
@@ -377,6 +408,7 @@ def test_sidebar_lists_newest_first_with_pages(alice, app, make_user):
     app.config["CONVERSATIONS_PER_PAGE"] = 2
     for text in ("first", "second", "third"):
         alice.post("/c", {"content": text}, htmx=False)
+    assert stops.wait_idle(10)  # no item marked as being written
     page = alice.get("/").get_data(as_text=True)
     titles = re.findall(r'<li><a href="/c/\d+"[^>]*>([^<]+)</a>', page)
     assert titles == ["third", "second"]
@@ -385,7 +417,9 @@ def test_sidebar_lists_newest_first_with_pages(alice, app, make_user):
     assert "first" in more and "More" not in more
 
 
-def test_other_people_get_404_everywhere(alice, bob, app):
+def test_other_people_get_404_everywhere(alice, bob, app, scripted):
+    scripted.endless = True
+    scripted.delay = 0.01
     conversation_id, message_id = start_chat(alice)
     bob.refresh_token()
     assert bob.get(f"/c/{conversation_id}").status_code == 404
@@ -395,7 +429,7 @@ def test_other_people_get_404_everywhere(alice, bob, app):
     assert bob.post(f"/c/{conversation_id}/messages", {"content": "hi"}).status_code == 404
     assert "Hi &lt;b&gt;there" not in bob.get("/").get_data(as_text=True)
     (answer,) = rows(app, Message, id=message_id)
-    assert answer.status == "pending" and not answer.stop_requested
+    assert answer.status == "streaming" and not answer.stop_requested
 
 
 def test_pages_send_security_headers(alice):
@@ -406,14 +440,16 @@ def test_pages_send_security_headers(alice):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_stop_before_the_stream_starts(alice, app, scripted):
+def test_stop_with_no_page_listening(alice, app, scripted):
+    scripted.endless = True
+    scripted.delay = 0.01
     _, message_id = start_chat(alice)
+    assert scripted.started.wait(5)
     assert alice.post(f"/m/{message_id}/stop").status_code == 204
+    assert scripted.closed.wait(5)
+    assert wait_until(lambda: rows(app, Message, id=message_id)[0].status == "stopped")
     data = events(read_stream(alice, message_id))
     assert len(data) == 1 and "Stopped." in data[0]
-    assert scripted.calls == []
-    (answer,) = rows(app, Message, id=message_id)
-    assert answer.status == "stopped"
 
 
 def test_stopping_without_javascript_redirects_back(alice, app):

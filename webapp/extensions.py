@@ -51,6 +51,8 @@ class AppState:
     head_revision: str | None = None
     #: The process's answer saver (``streaming``), made by the first answer.
     answer_saver: Any = None
+    #: The process's follower of answers generated elsewhere (``streaming``).
+    answer_follower: Any = None
 
 
 _STATE = "equing"

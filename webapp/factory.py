@@ -27,7 +27,7 @@ from .checks import ConfigurationError, config_problems
 from .config import ROOT
 from .extensions import csrf, db, limiter, login_manager, talisman
 from .providers import ProviderRegistry
-from .rendering import message_html, message_info, render_markdown
+from .rendering import message_html, message_info, render_markdown, streaming_parts
 
 #: The Content-Security-Policy: our own scripts and styles only, no inline script.
 CSP = {
@@ -100,4 +100,5 @@ def create_app(test_config: dict[str, Any] | None = None, migrations: bool = Tru
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["message_html"] = message_html
     app.jinja_env.filters["message_info"] = message_info
+    app.jinja_env.filters["streaming_parts"] = streaming_parts
     return app

@@ -169,6 +169,9 @@ class Message(db.Model):
     finished_at: Mapped[datetime | None]
     #: Last time the generating process wrote this row (a heartbeat while streaming).
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: While a page served by another process follows this running answer, that process
+    #: keeps this a few seconds ahead; the generating process then saves the text more often.
+    followed_until: Mapped[datetime | None]
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 

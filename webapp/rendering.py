@@ -154,6 +154,14 @@ def escape_stream_text(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def streaming_parts(text: str) -> tuple[Markup, str]:
+    """An answer still being written, as a page shows it: the sanitized HTML of its finished
+    blocks and the text of its open block (what its stream would have built)."""
+    blocks = StreamingMarkdown()
+    done, _ = blocks.feed(text)
+    return Markup(done), blocks.open_text  # noqa: S704 - sanitized by feed
+
+
 def pygments_css() -> str:
     """The stylesheet for highlighted code, light by default and dark when the system is."""
     light = HtmlFormatter(style="friendly", classprefix="hl-").get_style_defs(".md pre")
@@ -201,7 +209,9 @@ class StreamingMarkdown:
     again, and only when a new line came, so the cost per event stays small however long the
     answer gets. The blocks' HTML joined with ``finish()`` is ``render_markdown`` of the whole
     text (one exception: a reference-style link whose definition comes after a finished block
-    that uses it; the final HTML, sent at the end, is right).
+    that uses it; the final HTML, sent at the end, is right). Which blocks are finished at a
+    moment depends a little on how the text came in pieces: a stream that resumes a page's
+    answer starts by sending its state whole (``answer_stream``).
     """
 
     def __init__(self) -> None:

@@ -202,10 +202,17 @@ SETTINGS: tuple[Setting, ...] = (
             "tokens arriving within this many milliseconds go out as one event (each event "
             "costs the browser a frame)", kind=float, above=0),
     Setting("STREAM_KEEPALIVE_SECONDS", 1.0,
-            "idle streams get a keepalive comment this often (a closed tab is noticed by the "
-            "next one)", above=0),
+            "idle streams get a keepalive this often (a closed tab is noticed by the next "
+            "one, and a page notices a stream that went silent)", above=0),
     Setting("STREAM_SAVE_SECONDS", 1.0,
-            "the partial answer is saved, and Stop checked, this often", above=0),
+            "the partial answer is saved this often (and every `STREAM_FOLLOW_SECONDS` while "
+            "a page on another worker or server follows it)", above=0),
+    # Pages served by another process follow an answer through the database: its generator
+    # saves the text this often while such a page follows it, and the page's process reads it
+    # this often, so the added delay is at most about twice this (docs/benchmarks.md).
+    Setting("STREAM_FOLLOW_SECONDS", 0.1,
+            "how often a running answer followed from another worker or server is saved and "
+            "read again, and how often Stop is checked", kind=float, above=0),
     Setting("STREAM_STALE_SECONDS", 20,
             "an answer marked streaming whose process has not saved it for this long is shown "
             "as interrupted (its process died)", kind=float, above=0),
@@ -215,6 +222,10 @@ SETTINGS: tuple[Setting, ...] = (
             "an answer not started within this many seconds of being asked for (its page "
             "closed at once, lost its connection) ends as stopped with the reason, and no "
             "longer counts against `STREAMS_PER_USER`", kind=float, above=0),
+    # An answer runs on the server without a page; this bounds what one can cost.
+    Setting("STREAM_MAX_SECONDS", 600,
+            "the longest an answer may be written for; then it stops with the reason and its "
+            "text so far", kind=float, above=0),
     Setting("LOG_LEVEL", "INFO", "Python logging level of the app"),
     # Providers: read and checked by webapp.providers.registry. Empty values mean the
     # provider's own default (what ``shown`` says).

@@ -1,4 +1,4 @@
-"""What a route does to one answer: generate it in the request, stop it, bring it up to date."""
+"""What a route does to one answer: start generating it, stop it, bring it up to date."""
 
 from __future__ import annotations
 
@@ -6,17 +6,35 @@ from flask import current_app
 
 from ..extensions import db
 from ..models import FINAL_STATUSES, PENDING, STOPPED, Message, utcnow
-from ..streaming import STOPPED_BY_USER, Generation, claim, mark_interrupted, stops
+from ..streaming import (
+    STOPPED_BY_USER,
+    claim,
+    job_for,
+    mark_interrupted,
+    start_generation,
+    stops,
+)
 
 
-def generate_now(answer: Message) -> None:
-    """Generate the whole answer in this request (without JavaScript nothing else would),
-    unless another request claimed it first."""
+def begin(answer: Message) -> None:
+    """Start generating ``answer``, which its turn saved as streaming (claimed by this
+    request): it runs to its end on the server whether or not a page watches it."""
     app = current_app._get_current_object()
-    job = claim(app, answer.id)
+    job = job_for(answer.id, answer.conversation_id, answer.provider, answer.model,
+                  answer.params, app.config)
+    db.session.commit()  # the history read above holds nothing open while it runs
+    start_generation(app, job)
+
+
+def begin_if_pending(message: Message) -> None:
+    """Start an answer still pending (saved by an earlier version, which left it to the
+    first page asking for its stream), unless another request claimed it first."""
+    if message.status != PENDING:
+        return
+    app = current_app._get_current_object()
+    job = claim(app, message.id)
     if job is not None:
-        for _ in Generation(app, job):
-            pass
+        start_generation(app, job)
 
 
 def stop_answer(message: Message) -> None:

@@ -33,10 +33,11 @@ def render_page(conversation: Conversation | None, *, error: str | None = None,
                 status: int = 200) -> tuple[str, int]:
     """The chat page of ``conversation`` (a new chat when None), with ``error`` and ``draft``
     in the composer when a message was refused; as a response and its status."""
-    conversations, more = sidebar_page(current_user.id, 1)
+    conversations, more, running = sidebar_page(current_user.id, 1)
     shown = ({"messages": [], "share": None, "settings_form": settings_form}
              if conversation is None else conversation_context(conversation, settings_form))
     page = render_template("chat/page.html", conversation=conversation,
-                           conversations=conversations, more=more, error=error, draft=draft,
+                           conversations=conversations, more=more, running=running,
+                           error=error, draft=draft,
                            default_label=providers().default_provider().label, **shown)
     return page, status

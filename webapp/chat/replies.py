@@ -1,41 +1,28 @@
-"""How the chat answers a request that starts an answer: as one event stream (htmx with SSE:
-the turn, then its answer), as the turn's HTML (htmx; the answer opens its own stream), as a
-new conversation's address (htmx), or, without JavaScript, by generating the whole answer in
-the request and then showing the page."""
+"""How the chat answers a request that starts an answer. The answer is started at once, on the
+server, and generated to its end whoever watches; the request is answered with the turn's HTML
+(htmx; the answer's element opens its stream), with a new conversation's address (htmx), or,
+without JavaScript, with a redirect to the conversation, whose page shows the answer so far
+and refreshes itself until it is done."""
 
 from __future__ import annotations
 
-from flask import Response, current_app, flash, redirect, request, url_for
+from flask import Response, flash, redirect, url_for
 from flask_login import current_user
 
 from ..errors import error_fragment
 from ..htmx import fragment, is_htmx
 from ..models import Conversation, Message
-from ..streaming import job_for
 from . import fragments
-from .answers import generate_now
-from .events import answer_stream
+from .answers import begin
 from .pages import render_page
 from .sidebar import conversation_list_oob
 from .turns import TurnError, retry_answer, start_turn
-
-
-def wants_stream() -> bool:
-    """Whether this htmx request takes an event stream as its answer (htmx's SSE extension
-    says so in ``Accept``): then a turn is one request, the message and its answer's stream."""
-    return is_htmx() and "text/event-stream" in request.headers.get("Accept", "")
 
 
 def back_to(message: Message) -> Response:
     """To the message on its conversation's page (after a form posted without JavaScript)."""
     return redirect(url_for("chat.conversation", conversation_id=message.conversation_id,
                             _anchor=f"m-{message.id}"), code=303)
-
-
-def answered_now(answer: Message) -> Response:
-    """Without JavaScript: generate the whole answer in this request, then show the page."""
-    generate_now(answer)
-    return back_to(answer)
 
 
 def refused(exc: TurnError, conversation: Conversation | None, draft: str):
@@ -52,8 +39,9 @@ def new_conversation(content: str):
         conversation, _, answer = start_turn(None, current_user, content)
     except TurnError as exc:
         return refused(exc, None, content)
+    begin(answer)
     if not is_htmx():
-        return answered_now(answer)
+        return back_to(answer)
     # A new conversation gets its own page (and address); the stream starts there.
     response = Response(status=200)
     response.headers["HX-Redirect"] = url_for("chat.conversation",
@@ -62,33 +50,23 @@ def new_conversation(content: str):
 
 
 def new_message(conversation: Conversation, content: str):
-    """Add ``content`` and its answer to ``conversation``: with SSE the turn and the answer's
-    stream in one response, else the turn's HTML (or, without JavaScript, the page)."""
-    live = wants_stream()
+    """Add ``content`` and its answer to ``conversation`` and start the answer: the turn's
+    HTML for htmx (its answer then opens its stream), else back to the page."""
     try:
-        conversation, user_message, answer = start_turn(conversation, current_user, content,
-                                                        claimed=live)
+        conversation, user_message, answer = start_turn(conversation, current_user, content)
     except TurnError as exc:
         return refused(exc, conversation, content)
+    begin(answer)
     if not is_htmx():
-        return answered_now(answer)
+        return back_to(answer)
     # The conversation moved to the top of the sidebar: the list follows out of band.
     sidebar = conversation_list_oob(current_user.id, conversation.id)
-    if live:
-        app = current_app._get_current_object()
-        job = job_for(answer.id, answer.conversation_id, answer.provider, answer.model,
-                      answer.params, app.config)
-        turn = fragments.turn(user_message, answer, live=True)
-        return answer_stream(app, answer.id, job, first=turn + sidebar)
-    response = fragment(fragments.turn(user_message, answer) + sidebar)
-    # The same address answers with an event stream when Accept asks for one.
-    response.headers["Vary"] = "HX-Request, Accept"
-    return response
+    return fragment(fragments.turn(user_message, answer) + sidebar)
 
 
 def retried(answer: Message):
     """Generate a failed or stopped answer again: its new state for htmx (it then opens its
-    stream), else the page once it is generated (or with the reason it cannot be)."""
+    stream), else back to the page (with the reason when it cannot be)."""
     try:
         retry_answer(answer, current_user)
     except TurnError as exc:
@@ -97,6 +75,7 @@ def retried(answer: Message):
         flash(exc.message, "error")
         return redirect(url_for("chat.conversation", conversation_id=answer.conversation_id),
                         code=303)
+    begin(answer)
     if not is_htmx():
-        return answered_now(answer)
+        return back_to(answer)
     return fragment(fragments.message(answer))

@@ -11,7 +11,6 @@ from ..extensions import db, providers
 from ..models import (
     COMPLETE,
     ERROR,
-    PENDING,
     STOPPED,
     STREAMING,
     Conversation,
@@ -108,8 +107,8 @@ def _check_running(user: User, conversation: Conversation | None = None) -> None
 
 
 def retry_answer(answer: Message, user: User) -> Message:
-    """Make a failed or stopped answer pending again, with the current settings; its stream
-    then generates it anew. Only the last message of a conversation can be retried."""
+    """Make a failed or stopped answer streaming again, with the current settings, for the
+    caller to generate anew. Only the last message of a conversation can be retried."""
     _lock_person(user)
     # Read again under the lock: two retries of the same answer at once restart it once.
     db.session.refresh(answer)
@@ -123,23 +122,20 @@ def retry_answer(answer: Message, user: User) -> Message:
     _check_running(user)
     provider, model, params = generation_choice(effective(user, answer.conversation))
     now = utcnow()
-    answer.content, answer.html, answer.status, answer.error = "", None, PENDING, None
+    answer.content, answer.html, answer.status, answer.error = "", None, STREAMING, None
     answer.provider, answer.model, answer.params = provider, model, params
-    answer.stop_requested, answer.token_count = False, 0
-    answer.started_at = answer.first_token_at = answer.finished_at = None
-    answer.created_at = answer.updated_at = now
+    answer.stop_requested, answer.token_count, answer.finish_reason = False, 0, None
+    answer.first_token_at = answer.finished_at = answer.followed_until = None
+    answer.created_at = answer.updated_at = answer.started_at = now
     answer.conversation.updated_at = now
     db.session.commit()
     return answer
 
 
-def start_turn(conversation: Conversation | None, user: User, content: str,
-               claimed: bool = False) -> tuple[Conversation, Message, Message]:
-    """Save the person's message and a pending answer; create the conversation if needed.
-
-    ``claimed``: the caller generates the answer itself, in this request, so it is saved as
-    already streaming (no stream request will claim it).
-    """
+def start_turn(conversation: Conversation | None, user: User, content: str
+               ) -> tuple[Conversation, Message, Message]:
+    """Save the person's message and its answer, already claimed (streaming) for the caller
+    to generate; create the conversation if needed."""
     content = (content or "").strip()
     limit = current_app.config["MAX_MESSAGE_CHARS"]
     if not content:
@@ -165,8 +161,8 @@ def start_turn(conversation: Conversation | None, user: User, content: str,
         {**common, "role": "user", "content": content, "status": COMPLETE, "provider": None,
          "model": None, "params": None, "started_at": None},
         {**common, "role": "assistant", "content": "",
-         "status": STREAMING if claimed else PENDING, "provider": provider, "model": model,
-         "params": params, "started_at": now if claimed else None},
+         "status": STREAMING, "provider": provider, "model": model,
+         "params": params, "started_at": now},
     ]).all()
     db.session.commit()
     return conversation, user_message, answer

@@ -9,15 +9,15 @@ from flask_login import current_user, login_required
 
 from ..extensions import limiter
 from ..htmx import fragment, is_htmx
-from ..models import Conversation, Message
+from ..models import FINAL_STATUSES, Conversation, Message
 from ..queries import owned_or_404
 from . import bp, fragments
-from .answers import bring_up_to_date, stop_answer
-from .events import answer_stream
+from .answers import begin_if_pending, bring_up_to_date, stop_answer
+from .events import answer_stream, resume_offset
 from .limits import message_limit, person_key
 from .pages import render_page
 from .replies import back_to, new_conversation, new_message, retried
-from .sidebar import sidebar_page
+from .sidebar import running, sidebar_page
 
 
 @bp.get("/")
@@ -32,9 +32,20 @@ def index():
 def conversations():
     """The sidebar list, one page at a time (htmx loads the next page in place)."""
     page = max(request.args.get("page", 1, type=int), 1)
-    items, more = sidebar_page(current_user.id, page)
+    items, more, busy = sidebar_page(current_user.id, page)
     current = request.args.get("current", 0, type=int)
-    return fragment(fragments.sidebar_items(items, more, page, current))
+    return fragment(fragments.sidebar_items(items, more, page, current, busy))
+
+
+@bp.get("/conversations/<int:conversation_id>/item")
+@login_required
+def sidebar_item(conversation_id: int):
+    """One conversation's item in the sidebar list, as it stands (an item marked as having an
+    answer being written asks for itself again until the answer is done)."""
+    conversation = owned_or_404(Conversation, conversation_id)
+    current = request.args.get("current", 0, type=int)
+    busy = conversation.id in running([conversation])
+    return fragment(fragments.sidebar_item(conversation, current, busy))
 
 
 @bp.get("/c/<int:conversation_id>")
@@ -64,15 +75,19 @@ def post_message(conversation_id: int):
 @bp.get("/m/<int:message_id>/stream")
 @login_required
 def stream(message_id: int):
-    """The answer as an event stream: escaped text as it comes, then the final HTML.
-
-    The first request for a pending message generates it; any later request follows the
-    saved text, or gets the final HTML at once when the answer is finished.
-    """
+    """The answer as an event stream: escaped text as it comes, then the final HTML (at once
+    for a finished answer). It starts after the page's ``Last-Event-ID`` when it reconnects
+    (or ``?last=``, the same from a page restarting a silent stream), else after ``?after=``
+    (the text its page was rendered with)."""
     message = owned_or_404(Message, message_id)
     if message.role != "assistant":
         abort(404)
-    return answer_stream(current_app._get_current_object(), message_id)
+    begin_if_pending(message)
+    last_event_id = request.headers.get("Last-Event-ID", request.args.get("last"))
+    after = resume_offset(last_event_id, request.args.get("after"))
+    return answer_stream(current_app._get_current_object(), message_id, after,
+                         resync=last_event_id is not None,
+                         running=message.status not in FINAL_STATUSES)
 
 
 @bp.post("/m/<int:message_id>/stop")

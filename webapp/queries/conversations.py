@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import selectinload
 
-from ..models import Conversation
+from ..models import RUNNING_STATUSES, Conversation, Message
 
 _conversations = Conversation.__table__
 
@@ -21,6 +21,13 @@ def page_for_user(user_id: int, page: int, size: int) -> Select:
     """Page ``page`` (from 1) of ``for_user``, ``size`` to a page, and one more row: the
     caller learns from it whether there is a next page."""
     return for_user(user_id).offset((page - 1) * size).limit(size + 1)
+
+
+def running_among(conversation_ids: list[int]) -> Select:
+    """The ids among ``conversation_ids`` with an answer being written."""
+    return (select(Message.conversation_id).distinct()
+            .where(Message.conversation_id.in_(conversation_ids),
+                   Message.status.in_(RUNNING_STATUSES)))
 
 
 def owned(conversation_id: int, user_id: int) -> Select:

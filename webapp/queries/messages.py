@@ -94,6 +94,19 @@ END_OVERDUE = (update(_messages)
                        updated_at=bindparam("now")))
 
 
-def stop_requested(message_ids: list[int]) -> Select:
-    """The ids among ``message_ids`` whose Stop was asked for (from any process)."""
-    return select(Message.id).where(Message.id.in_(message_ids), Message.stop_requested)
+#: What the generating process learns of its running answers ``ids`` from other processes,
+#: every ``STREAM_FOLLOW_SECONDS``: whether Stop was asked for, and until when a page served
+#: elsewhere follows it.
+FLAGS = (select(_messages.c.id, _messages.c.stop_requested, _messages.c.followed_until)
+         .where(_messages.c.id.in_(bindparam("ids", expanding=True))))
+
+#: The saved state of answers ``ids`` followed by this process (for pages it serves).
+FOLLOWED = (select(_messages.c.id, _messages.c.content, _messages.c.status,
+                   _messages.c.updated_at)
+            .where(_messages.c.id.in_(bindparam("ids", expanding=True))))
+
+#: Marks answers ``ids`` followed from this process until ``until`` (only running ones).
+FOLLOW = (update(_messages)
+          .where(_messages.c.id.in_(bindparam("ids", expanding=True)),
+                 _messages.c.status.in_(RUNNING_STATUSES))
+          .values(followed_until=bindparam("until")))

@@ -1,21 +1,24 @@
-"""One generation per assistant message: claim it, read the provider, coalesce, save.
+"""One generation per assistant message, run to its end on the server; pages listen to it.
 
-A chat turn's answer is generated exactly once: ``claim`` (``jobs``) moves it from pending to
-streaming, and the request that claimed it runs its ``Generation`` (``generation``); any other
-request ``follow``s the saved text (``follow``). The provider is read in a worker thread (a
-greenlet under gunicorn's gevent workers) feeding a queue (``reader``); the response side
-coalesces the tokens into one event per ``STREAM_COALESCE_MS`` (``coalesce``) and sends
-keepalives while nothing comes. One ``Saver`` per process writes the partial text of all its
-running answers every ``STREAM_SAVE_SECONDS`` in one transaction and notices a Stop from any
-process (``saver``); a Stop in this process acts at once (``stops``). How an answer ended, and
-the words for it, are decided in ``ending``; an answer past its deadline is ended by
-``mark_interrupted`` (``overdue``). No database session is held across a ``yield``: every read
-and write is a short session of its own (``sessions``).
+A chat turn's answer is generated exactly once, in the process that accepted it: ``claim``
+(``jobs``) moves it from pending to streaming and ``start_generation`` (``generation``) runs it
+on a thread of its own (a greenlet under gunicorn's gevent workers), whether or not a page is
+watching, until it completes, fails, is stopped, reaches ``STREAM_MAX_SECONDS`` or the server
+shuts down. The provider is read in another thread feeding a queue (``reader``); the
+generation coalesces the tokens into one piece per ``STREAM_COALESCE_MS`` (``coalesce``) and
+publishes them to the answer's ``Live`` (``live``). Pages are ``Listener``s (``listen``) of a
+``Live``: the generation's own, or, in another process, one the process's ``Follower`` keeps
+from the saved text (``follow``); each asks for the text after the offset it has, which is how
+a page that reconnects resumes. One ``Saver`` per process writes the partial text of all its
+running answers (every ``STREAM_SAVE_SECONDS``, or ``STREAM_FOLLOW_SECONDS`` while followed
+from elsewhere) and notices a Stop from any process (``saver``); a Stop in this process acts at
+once (``stops``). How an answer ended, and the words for it, are decided in ``ending``; an
+answer past its deadline is ended by ``mark_interrupted`` (``overdue``). No database session is
+held across a wait: every read and write is a short session of its own (``sessions``).
 """
 
 from .coalesce import KEEPALIVE, Coalescer, Event
 from .ending import (
-    CLIENT_LEFT,
     INTERRUPTED,
     SHUTTING_DOWN,
     STOPPED_BY_USER,
@@ -23,17 +26,20 @@ from .ending import (
     deadlines,
     not_started,
 )
-from .follow import follow
-from .generation import Generation
+from .follow import Follower, follower_for
+from .generation import Generation, start_generation
 from .jobs import HISTORY_STEP, Job, align_history, claim, history_for, job_for
+from .listen import Listener
+from .live import Live, lives
 from .overdue import mark_interrupted
 from .saver import Saver, saver_for
 from .sessions import short_session
 from .stops import Stops, stops
 
 __all__ = [
-    "CLIENT_LEFT", "HISTORY_STEP", "INTERRUPTED", "KEEPALIVE", "SHUTTING_DOWN",
+    "HISTORY_STEP", "INTERRUPTED", "KEEPALIVE", "SHUTTING_DOWN",
     "STOPPED_BY_USER", "Coalescer", "Event", "Generation", "Job", "Outcome", "Saver", "Stops",
-    "align_history", "claim", "deadlines", "follow", "history_for", "job_for",
-    "mark_interrupted", "not_started", "saver_for", "short_session", "stops",
+    "Follower", "Listener", "Live", "align_history", "claim", "deadlines", "follower_for",
+    "history_for", "job_for", "lives", "mark_interrupted", "not_started", "saver_for",
+    "short_session", "start_generation", "stops",
 ]

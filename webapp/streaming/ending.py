@@ -1,9 +1,10 @@
 """How an answer ended, decided here and nowhere else: its final status and the words shown.
 
 A generation ends complete (the provider ended by itself; ``finish_reason`` says why, e.g.
-``'length'``: cut at the token limit), stopped (Stop, shutdown, the page closed) or error (the
-provider failed). A running answer that outlives its deadline ends too: pending and never
-started -> stopped, streaming but no longer saved -> error (``INTERRUPTED``).
+``'length'``: cut at the token limit), stopped (Stop, its time limit, shutdown) or error (the
+provider failed). A page that closes does not end it. A running answer that outlives its
+deadline ends too: pending and never started -> stopped, streaming but no longer saved -> error
+(``INTERRUPTED``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from ..providers import Cancellation, ProviderError
 
 INTERRUPTED = "Interrupted: the server stopped while answering."
 SHUTTING_DOWN = "Stopped: the server restarted while answering. Send the message again."
-CLIENT_LEFT = "Stopped: the page was closed before the answer finished."
 STOPPED_BY_USER = "Stopped."
 
 #: The longest ``finish_reason`` kept (the column's width).
@@ -29,6 +29,11 @@ def not_started(config: dict[str, Any]) -> str:
     return (f"Stopped: the answer did not start within {float(config['STREAM_PENDING_SECONDS']):g}"
             " seconds (the page that asked for it was closed or lost its connection). "
             "Retry to write it now.")
+
+
+def over_time(seconds: float) -> str:
+    """The reason given to an answer stopped at its time limit (``STREAM_MAX_SECONDS``)."""
+    return f"Stopped: the answer reached its time limit ({seconds:g} seconds)."
 
 
 def describe(exc: BaseException) -> str:
@@ -60,15 +65,13 @@ class Outcome:
     skipped: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def end(self, failure: BaseException | None, client_left: bool,
-            cancel: Cancellation) -> None:
+    def end(self, failure: BaseException | None, cancel: Cancellation) -> None:
         """Set the final status and reason: error if the provider failed (``failure``),
-        else stopped if the client left or someone cancelled (with the canceller's reason),
-        else complete. Called before the generation cancels its own reader."""
+        else stopped if someone or something cancelled it (with the canceller's reason: Stop,
+        the time limit, shutdown), else complete. Called before the generation cancels its
+        own reader."""
         if failure is not None:
             self.status, self.error = ERROR, describe(failure)
-        elif client_left:
-            self.status, self.error = STOPPED, CLIENT_LEFT
         elif cancel.is_set():
             self.status, self.error = STOPPED, cancel.reason or STOPPED_BY_USER
         else:

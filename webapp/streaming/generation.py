@@ -1,10 +1,13 @@
-"""One run of a provider for one answer, as the events of its response.
+"""One run of a provider for one answer, to its end, whether or not a page is watching.
 
-The provider is read in a worker thread (``reader``) feeding a queue. The response side waits
-on the queue with a timeout, so it can send keepalive comments and coalesce tokens into events
-(``Coalescer``); when it wakes it takes everything queued, so a burst costs one wake-up. The
-process's ``Saver`` writes the text so far every ``STREAM_SAVE_SECONDS``; at the end the answer
-is saved once with its final status (``Outcome.end``) and HTML.
+A generation runs on its own thread (a greenlet under gunicorn's gevent workers), started when
+the answer is accepted; pages only listen to its ``Live``. The provider is read in a second
+thread (``reader``) feeding a queue; the generation waits on the queue with a timeout, so it
+can coalesce tokens into one published piece per ``STREAM_COALESCE_MS`` (``Coalescer``), act on
+a Stop and keep the time limit (``STREAM_MAX_SECONDS``); when it wakes it takes everything
+queued, so a burst costs one wake-up. The process's ``Saver`` writes the text so far every
+``STREAM_SAVE_SECONDS`` (more often while another process follows it); at the end the answer is
+saved once with its final status (``Outcome.end``) and HTML, and then its listeners are told.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -25,9 +27,10 @@ from ..providers import Cancellation
 from ..queries import conversations
 from ..queries import messages as queries
 from ..rendering import render_markdown
-from .coalesce import Coalescer, Event
-from .ending import Outcome
+from .coalesce import Coalescer
+from .ending import Outcome, over_time
 from .jobs import Job
+from .live import Live, lives
 from .reader import read, take
 from .saver import saver_for
 from .sessions import short_session
@@ -49,11 +52,16 @@ def _split(batch: list[Any]) -> tuple[list[str], Any]:
     return batch, None
 
 
-class Generation:
-    """Iterate to run one job: yields ``("text", chunk)`` and ``("keepalive", "")``.
+def start_generation(app: Flask, job: Job) -> Generation:
+    """Generate ``job``'s answer (already claimed) to its end, in the background."""
+    return Generation(app, job).start()
 
-    When iteration ends (or the iterator is closed because the client left), the answer is
-    saved with its final status and ``outcome`` says how it went.
+
+class Generation:
+    """One answer generated to its end: ``start`` it, listen to its ``live``.
+
+    When it ends (by itself, failed, stopped, over its time limit, or at shutdown), the answer
+    is saved with its final status and ``outcome`` says how it went.
     """
 
     def __init__(self, app: Flask, job: Job):
@@ -64,14 +72,28 @@ class Generation:
         config = app.config
         self.coalesce = float(config["STREAM_COALESCE_MS"]) / 1000.0
         self.keepalive = float(config["STREAM_KEEPALIVE_SECONDS"])
+        self.time_limit = float(config["STREAM_MAX_SECONDS"])
+        #: What pages listen to: the text published so far.
+        self.live = Live(job.message_id)
         #: The text so far, token by token, and when the first came (read by the saver).
         self.parts: list[str] = []
         self.first_token_at: datetime | None = None
         #: Set by the reader once it has queued its last item (the end or the error).
         self.ended = threading.Event()
-        #: The exception that ended the answer, once the response side has taken it.
+        #: The exception that ended the answer, once the generation has taken it.
         self._failure: BaseException | None = None
         self._items: queue.SimpleQueue = queue.SimpleQueue()
+
+    def start(self) -> Generation:
+        """Register the answer in this process (for Stop, the saver, listeners) and run it on
+        threads of its own."""
+        message_id = self.job.message_id
+        stops.add(message_id, self.cancel)
+        lives.add(self.live)
+        saver_for(self.app).add(self)
+        threading.Thread(target=self._work, daemon=True, name=f"read-{message_id}").start()
+        threading.Thread(target=self.run, daemon=True, name=f"answer-{message_id}").start()
+        return self
 
     def _work(self) -> None:
         """Worker thread: read the provider into the queue; never touches the database."""
@@ -80,20 +102,18 @@ class Generation:
         finally:
             self.ended.set()
 
-    def __iter__(self) -> Iterator[Event]:
+    def run(self) -> None:
+        """Publish the answer as it comes, then save it with how it ended."""
         started = time.monotonic()
-        stops.add(self.job.message_id, self.cancel)
-        saver_for(self.app).add(self)
-        threading.Thread(target=self._work, daemon=True,
-                         name=f"generate-{self.job.message_id}").start()
-        client_left = True
         try:
-            yield from self._events(started)
-            client_left = False
+            self._publish(started)
+        except Exception as exc:  # noqa: BLE001 - the answer must still be saved, with why
+            log.exception("generation %s failed", self.job.message_id)
+            self._failure = self._failure or exc
         finally:
-            self._end(started, client_left)
+            self._end(started)
 
-    def _events(self, started: float) -> Iterator[Event]:
+    def _publish(self, started: float) -> None:
         coalescer = Coalescer(self.coalesce, self.keepalive, started)
         stop_deadline: float | None = None
         while True:
@@ -106,11 +126,13 @@ class Generation:
                     self._failure = end
                 rest = coalescer.finish(tokens)
                 if rest is not None:
-                    yield "text", rest
+                    self.live.publish(rest)
                 return
             event = coalescer.add(tokens, now)
-            if event is not None:
-                yield event
+            if event is not None and event[0] == "text":
+                self.live.publish(event[1])
+            if not self.cancel.is_set() and now - started >= self.time_limit:
+                self.cancel.cancel(over_time(self.time_limit))
             if self.cancel.is_set():
                 # The worker ends promptly once cancelled; do not wait on it for long.
                 stop_deadline = stop_deadline or now + _STOP_WAIT
@@ -137,18 +159,23 @@ class Generation:
             self.first_token_at = utcnow()
             self.outcome.first_token_seconds = seconds
 
-    def _end(self, started: float, client_left: bool) -> None:
-        """Decide how the answer ended, stop the reader, save the answer once."""
+    def _end(self, started: float) -> None:
+        """Decide how the answer ended, stop the reader, save the answer once, and then tell
+        its listeners (they read the final answer from the database)."""
         job, out = self.job, self.outcome
-        out.end(self._failure, client_left, self.cancel)
+        out.end(self._failure, self.cancel)
         self.cancel.cancel()
         out.text, out.tokens = "".join(self.parts), len(self.parts)
         out.seconds = time.monotonic() - started
         saver_for(self.app).remove(self)
         try:
             self._save_final()
+        except Exception:  # noqa: BLE001 - logged; the answer ends as interrupted when stale
+            log.exception("saving the end of answer %s failed", job.message_id)
         finally:
             stops.remove(job.message_id)
+            lives.remove(self.live)
+            self.live.end()
         log.info("generation message=%s provider=%s model=%s status=%s tokens=%s "
                  "first_token=%.3fs total=%.3fs", job.message_id, job.provider, job.model,
                  out.status, out.tokens, out.first_token_seconds or -1, out.seconds)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from sqlalchemy import create_engine, select, text
 
 from tests.peers.appserver import AppServer
+from tests.peers.webclient import ANSWER
 from webapp.extensions import db
 
 # -- the test client ----------------------------------------------------------------------
@@ -91,7 +92,7 @@ def start_chat(client, text="Hi <b>there</b>"):
     conversation_id = int(location.rsplit("/", 1)[1])
     page = client.get(location).get_data(as_text=True)
     # The answer runs from the moment the message is accepted: it may be over already.
-    message_id = int(re.findall(r'<article class="msg msg-assistant[^"]*" id="m-(\d+)"', page)[-1])
+    message_id = int(ANSWER.findall(page)[-1])
     return conversation_id, message_id
 
 
@@ -100,7 +101,7 @@ def send(client, conversation_id, text):
     whose stream is still to be read."""
     response = client.post(f"/c/{conversation_id}/messages", {"content": text})
     assert response.status_code == 200, response.get_data(as_text=True)
-    return int(re.findall(r"/m/(\d+)/stream", response.get_data(as_text=True))[0])
+    return int(ANSWER.findall(response.get_data(as_text=True))[-1])
 
 
 def read_stream(client, message_id):

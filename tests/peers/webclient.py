@@ -14,6 +14,11 @@ import requests
 _CSRF = re.compile(r'name="csrf-token" content="([^"]+)"|name="csrf_token"[^>]*value="([^"]+)"')
 
 
+#: An answer's element in a page or a turn (its answer may be running or already over: it
+#: runs from the moment the message is accepted).
+ANSWER = re.compile(r'<article class="msg msg-assistant[^"]*" id="m-(\d+)"')
+
+
 @dataclass
 class Event:
     """One SSE message: when its bytes arrived (perf_counter) and its data."""
@@ -55,13 +60,13 @@ class WebClient:
         assert response.status_code == 200, response.text[:500]
         location = response.headers["HX-Redirect"]
         page = self.session.get(self.base + location, timeout=10).text
-        return int(location.rsplit("/", 1)[1]), int(re.findall(r"/m/(\d+)/stream", page)[-1])
+        return int(location.rsplit("/", 1)[1]), int(ANSWER.findall(page)[-1])
 
     def send(self, conversation_id: int, text: str) -> int:
         """Another message in a conversation; returns the pending answer's id."""
         response = self.post(f"/c/{conversation_id}/messages", {"content": text})
         assert response.status_code == 200, response.text[:500]
-        return int(re.findall(r"/m/(\d+)/stream", response.text)[0])
+        return int(ANSWER.findall(response.text)[-1])
 
     def stream(self, message_id: int, timeout: float = 60) -> list[Event]:
         """Read an answer's event stream to its end."""

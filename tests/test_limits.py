@@ -24,16 +24,28 @@ from tests.helpers import (
     serve,
     sign_in,
     start_chat,
+    wait_until,
 )
 from tests.peers.webclient import WebClient
 from webapp.checks import config_problems
 from webapp.config import Config
 from webapp.extensions import db
 from webapp.models import Message, utcnow
-from webapp.streaming import mark_interrupted
+from webapp.streaming import mark_interrupted, stops
 
 #: The default deadline of a pending answer (STREAM_PENDING_SECONDS).
 PENDING_SECONDS = 60.0
+
+
+def _left_pending(alice, app, message_id: int) -> None:
+    """Make a finished answer look like one an earlier version left pending (it saved the
+    answer pending and let the first page asking for its stream start it)."""
+    read_stream(alice, message_id)
+    with app.app_context():
+        answer = db.session.get(Message, message_id)
+        answer.status, answer.content, answer.html = "pending", "", None
+        answer.started_at = answer.first_token_at = answer.finished_at = None
+        db.session.commit()
 
 
 def _age(app, message_id: int, seconds: float) -> None:
@@ -46,30 +58,35 @@ def _age(app, message_id: int, seconds: float) -> None:
 
 # -- 14.1: every running state has a deadline ------------------------------------------------
 
-def test_answers_never_started_do_not_lock_the_person_out(alice, app):
-    """Answers whose stream is never opened (the page closed at once, a script that posts and
-    leaves) count while they may still start; past STREAM_PENDING_SECONDS they end as stopped
-    with the reason, and the person can send again."""
+def test_answers_count_while_they_run_and_never_started_ones_do_not_lock_out(alice, app,
+                                                                            scripted):
+    """Answers being written count against STREAMS_PER_USER whether or not a page watches
+    them; an answer left pending (by an earlier version) counts while it may still start, and
+    past STREAM_PENDING_SECONDS ends as stopped with the reason."""
     app.config["STREAMS_PER_USER"] = 2
-    abandoned = [start_chat(alice, f"posted and left {i}")[1] for i in range(2)]
+    conversation_id, left = start_chat(alice, "left pending")
+    _left_pending(alice, app, left)
+    scripted.endless, scripted.delay = True, 0.01
+    _, running = start_chat(alice, "posted and left")
     refused = alice.post("/c", {"content": "one more"})
-    assert refused.status_code == 429  # still within their deadline: they count
+    assert refused.status_code == 429  # one running, one pending within its deadline
     assert "at most 2 at once" in refused.get_data(as_text=True)
-    for message_id in abandoned:
-        _age(app, message_id, PENDING_SECONDS + 1)
+    _age(app, left, PENDING_SECONDS + 1)
     accepted = alice.post("/c", {"content": "one more"})
     assert accepted.status_code == 200, accepted.get_data(as_text=True)
-    for answer in rows(app, Message, role="assistant")[:2]:
-        assert answer.status == "stopped"
-        assert "did not start within 60 seconds" in answer.error
-    # The ended ones stay out of the count: one more fits beside the one just accepted.
-    assert alice.post("/c", {"content": "and another"}).status_code == 200
+    (answer,) = rows(app, Message, id=left)
+    assert answer.status == "stopped" and "did not start within 60 seconds" in answer.error
+    # Two are being written now: the next waits until one ends.
     assert alice.post("/c", {"content": "too many"}).status_code == 429
+    assert alice.post(f"/m/{running}/stop").status_code == 204
+    assert wait_until(lambda: rows(app, Message, id=running)[0].status == "stopped")
+    assert alice.post("/c", {"content": "and another"}).status_code == 200
 
 
 def test_an_answer_never_started_shows_why_and_can_be_retried(alice, app):
     """The page, and the message re-fetched alone, show the reason and a Retry."""
     conversation_id, message_id = start_chat(alice, "then the network went")
+    _left_pending(alice, app, message_id)
     _age(app, message_id, PENDING_SECONDS + 1)
     fragment = alice.get(f"/m/{message_id}").get_data(as_text=True)
     assert "status-stopped" in fragment and "did not start within" in fragment
@@ -87,6 +104,7 @@ def test_an_answer_never_started_shows_why_and_can_be_retried(alice, app):
 
 def test_a_pending_answer_within_its_deadline_is_left_alone(alice, app):
     conversation_id, message_id = start_chat(alice)
+    _left_pending(alice, app, message_id)
     _age(app, message_id, PENDING_SECONDS - 5)
     assert "status-pending" in alice.get(f"/m/{message_id}").get_data(as_text=True)
     assert alice.post(f"/c/{conversation_id}/messages", {"content": "x"}).status_code == 409
@@ -113,6 +131,7 @@ def test_an_overdue_answer_claimed_meanwhile_is_not_ended(alice, app):
     """Ending an overdue answer is conditional: if its stream claimed it between the read and
     the write, it keeps streaming."""
     _, message_id = start_chat(alice)
+    _left_pending(alice, app, message_id)
     _age(app, message_id, PENDING_SECONDS + 1)
     with app.app_context():
         seen = db.session.get(Message, message_id)  # read as pending and overdue
@@ -187,18 +206,20 @@ def _threads_at_once(clients, path: str) -> list[int]:
     return statuses
 
 
-def test_parallel_turns_in_threads_start_at_most_the_allowed(app, make_user):
+def test_parallel_turns_in_threads_start_at_most_the_allowed(app, make_user, scripted):
     """20 threads against the app in one process (the requests interleave between count and
     insert): at most STREAMS_PER_USER answers start; into one conversation, one."""
     make_user("alice")
+    scripted.endless, scripted.delay = True, 0.01
     app.config["STREAMS_PER_USER"] = 3
     clients = [Browserless(app.test_client(), "alice").login() for _ in range(PARALLEL)]
     statuses = _threads_at_once(clients, "/c")
     assert statuses.count(200) == 3 and statuses.count(429) == PARALLEL - 3, statuses
-    running = [m for m in rows(app, Message, role="assistant") if m.status == "pending"]
+    running = [m for m in rows(app, Message, role="assistant") if m.status == "streaming"]
     assert len(running) == 3
     for answer in running:
         assert clients[0].post(f"/m/{answer.id}/stop").status_code == 204
+    assert stops.wait_idle(5)
     conversation_id = running[0].conversation_id
     statuses = _threads_at_once(clients, f"/c/{conversation_id}/messages")
     assert statuses.count(200) == 1 and statuses.count(409) == PARALLEL - 1, statuses

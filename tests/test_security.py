@@ -310,8 +310,9 @@ def test_request_body_too_large(alice, app):
     assert "too large" in response.get_data(as_text=True)
 
 
-def test_concurrent_answers_per_person(alice, app):
+def test_concurrent_answers_per_person(alice, app, scripted):
     app.config["STREAMS_PER_USER"] = 2
+    scripted.endless, scripted.delay = True, 0.01  # both still being written
     start_chat(alice, "one")
     start_chat(alice, "two")
     response = alice.post("/c", {"content": "three"})

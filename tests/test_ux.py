@@ -6,8 +6,30 @@ from __future__ import annotations
 import re
 
 from tests.helpers import SETTINGS_FORM, SSE_ACCEPT, events, read_stream, rows, start_chat
+from tests.peers.webclient import ANSWER
 from webapp.models import Conversation
 from webapp.queries.search import mark_words
+from webapp.streaming import stops
+
+
+def send_id(turn: str) -> int:
+    """The id of the answer in a turn's HTML."""
+    return int(ANSWER.findall(turn)[-1])
+
+
+def test_the_sidebar_marks_a_conversation_while_its_answer_is_written(alice, app, scripted):
+    """Its item asks for itself again while marked, and comes back unmarked once done."""
+    scripted.endless, scripted.delay = True, 0.01
+    conversation_id, answer = start_chat(alice, "long one")
+    item = alice.get(f"/conversations/{conversation_id}/item?current=0").get_data(as_text=True)
+    assert item.startswith('<li class="running"') and "running-mark" in item
+    assert "(an answer is being written)" in item and 'hx-trigger="every 2s"' in item
+    assert alice.post(f"/m/{answer}/stop").status_code == 204
+    assert stops.wait_idle(5)
+    item = alice.get(f"/conversations/{conversation_id}/item?current=0").get_data(as_text=True)
+    assert item.startswith("<li><a") and "running" not in item and "hx-get" not in item
+    page = alice.get("/").get_data(as_text=True)
+    assert "running-mark" not in page
 
 
 def sidebar_titles(html: str) -> list[str]:
@@ -15,23 +37,29 @@ def sidebar_titles(html: str) -> list[str]:
     match = re.search(r'<ul class="conversation-list" id="conversation-list" '
                       r'hx-swap-oob="outerHTML">(.*?)</ul>', html, re.S)
     assert match, html
-    return re.findall(r'<a href="/c/\d+"[^>]*>(?:<span[^>]*>[^<]*</span>)?([^<]*)</a>',
+    # A title may follow the pin and be followed by the running mark.
+    return re.findall(r'<a href="/c/\d+"[^>]*>(?:<span[^>]*>[^<]*</span>)?([^<]*)'
+                      r'(?:<span class="running-mark"[^>]*><span[^>]*>[^<]*</span></span>)?</a>',
                       match.group(1))
 
 
-def test_a_turn_carries_the_sidebar_when_it_starts_and_ends(alice, app):
+def test_a_turn_carries_the_sidebar_when_it_starts_and_ends(alice, app, scripted):
     first, answer = start_chat(alice, "older one")
     read_stream(alice, answer)
     second, answer = start_chat(alice, "newer one")
     read_stream(alice, answer)
-    # The turn's first event moves the conversation to the top, marked as the open one.
-    body = alice.post(f"/c/{first}/messages", {"content": "again"},
+    # The turn moves the conversation to the top, marked as the open one and as having an
+    # answer being written.
+    scripted.delay = 0.1
+    turn = alice.post(f"/c/{first}/messages", {"content": "again"},
                       headers=SSE_ACCEPT).get_data(as_text=True)
-    first_event, *_, last_event = events(body)
-    assert sidebar_titles(first_event) == ["older one", "newer one"]
-    assert f'<a href="/c/{first}" aria-current="page">' in first_event
-    # Its last event carries the list as the database has it then.
-    assert 'status-complete' in last_event
+    assert sidebar_titles(turn) == ["older one", "newer one"]
+    assert f'<a href="/c/{first}" aria-current="page">' in turn
+    assert turn.count('class="running-mark"') == 1
+    assert f'hx-get="/conversations/{first}/item?current={first}" hx-trigger="every 2s"' in turn
+    # Its answer's last event carries the list as the database has it then.
+    last_event = events(read_stream(alice, send_id(turn)))[-1]
+    assert 'status-complete' in last_event and "running-mark" not in last_event
     assert sidebar_titles(last_event) == ["older one", "newer one"]
     # So does the stream of an answer a page opens by itself (a new conversation's).
     _, answer = start_chat(alice, "newest one")

@@ -216,11 +216,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STREAM_STALE_SECONDS", 20,
             "an answer marked streaming whose process has not saved it for this long is shown "
             "as interrupted (its process died)", kind=float, above=0),
-    # After this an answer nobody started ends as stopped, so it never holds a
-    # STREAMS_PER_USER slot.
+    # Answers start when accepted; only rows left by an earlier version (which started an
+    # answer when its page first asked) are pending. After this they end as stopped, so none
+    # holds a STREAMS_PER_USER slot.
     Setting("STREAM_PENDING_SECONDS", 60,
-            "an answer not started within this many seconds of being asked for (its page "
-            "closed at once, lost its connection) ends as stopped with the reason, and no "
+            "an answer left pending (by a version that started answers when their page asked) "
+            "and not started within this many seconds ends as stopped with the reason, and no "
             "longer counts against `STREAMS_PER_USER`", kind=float, above=0),
     # An answer runs on the server without a page; this bounds what one can cost.
     Setting("STREAM_MAX_SECONDS", 600,

@@ -61,6 +61,13 @@
       copy.setAttribute("hx-sse:connect", url.pathname + url.search);
     }
     note(elt);
+    // Let go of the dead connection (removing the element alone would leave its read pending).
+    if (connection) {
+      try {
+        if (connection.reader) connection.reader.cancel();
+        if (connection.abortController) connection.abortController.abort();
+      } catch (e) { /* already closed */ }
+    }
     elt.replaceWith(copy);
     if (window.htmx) window.htmx.process(copy);
   }

@@ -42,9 +42,10 @@ def answer_stream(app, message_id: int, after: int = 0, resync: bool = False,
     final HTML when it is not ``running``).
 
     The page listens to the answer, which runs on the server whether or not anyone listens.
-    Each message's ``id:`` is the offset of the text the page has once it is swapped in; a
-    page that reconnects sends the last one as ``Last-Event-ID`` and the stream resumes from
-    there, with no text repeated or missing.
+    Each message's ``id:`` is the offset of the text the page has once it is swapped in (the
+    keepalives and the last messages repeat the last one); a page that reconnects sends the
+    last one as ``Last-Event-ID`` and the stream resumes from there, with no text repeated or
+    missing.
 
     The answer is formatted as it streams (``StreamingMarkdown``): each finished block goes in
     as its sanitized HTML before the open block's element (``#m-N-open``), which shows the rest
@@ -55,46 +56,57 @@ def answer_stream(app, message_id: int, after: int = 0, resync: bool = False,
     first message also puts the body in the state this stream goes on from: the same words,
     none repeated on the page. Every piece is an ``hx-partial`` with its own target.
     """
-    open_id, wait_id = f"m-{message_id}-open", f"m-{message_id}-wait"
-    body_id = f"m-{message_id}-body"
+    open_id = f"m-{message_id}-open"
     db.session.close()  # nothing of the request's session is held while streaming
 
     def events():
         yield ": stream\n\n"  # the headers go now
-        listener = Listener(app, message_id, after)
         blocks = StreamingMarkdown()
-        try:
-            for piece in listener if running else ():
-                if piece is None:
-                    # An event, not a comment: the page sees it, and takes a long silence
-                    # for a dead connection (static/js/answer-watch.js).
-                    yield "event: keepalive\n\n"
-                    continue
-                start, text = piece
-                head = ""
-                if start and not blocks.text:  # what the page already shows
-                    done, _ = blocks.feed(listener.live.text[:start])
-                    if resync:
-                        head = _partial(body_id, "innerHTML", done + _open_block(
-                            open_id, blocks.open_text))
-                yield sse_data(head + _pieces(blocks, text, open_id, wait_id),
-                               str(start + len(text)))
-        finally:
-            listener.close()
+        offset = after
+        if running:
+            for message, reached in _texts(app, message_id, after, resync, blocks):
+                offset = reached
+                yield message
         if blocks.text:
             tail = blocks.finish()
             yield sse_data(_partial(open_id, "outerHTML", tail) if tail.strip()
-                           else _partial(open_id, "delete"))
+                           else _partial(open_id, "delete"), str(offset))
         with short_session(app) as session:
             final = session.get(Message, message_id)
             # (ux) The sidebar list follows the finished turn, out of band.
             yield sse_data(fragments.message(final, oob=True) + conversation_list_after(final)
-                           if final is not None else "")
+                           if final is not None else "", str(offset))
 
     response = Response(stream_with_context(events()), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response
+
+
+def _texts(app, message_id: int, after: int, resync: bool, blocks: StreamingMarkdown):
+    """The SSE messages of the answer's text after offset ``after`` as it grows (each with
+    the offset reached, also yielded), and keepalive events while nothing comes."""
+    open_id, wait_id = f"m-{message_id}-open", f"m-{message_id}-wait"
+    listener = Listener(app, message_id, after)
+    offset = after
+    try:
+        for piece in listener:
+            if piece is None:
+                # An event, not a comment: the page sees it, and takes a long silence for a
+                # dead connection (static/js/answer-watch.js).
+                yield f"id: {offset}\nevent: keepalive\n\n", offset
+                continue
+            start, text = piece
+            head = ""
+            if start and not blocks.text:  # what the page already shows
+                done, _ = blocks.feed(listener.live.text[:start])
+                if resync:
+                    head = _partial(f"m-{message_id}-body", "innerHTML",
+                                    done + _open_block(open_id, blocks.open_text))
+            offset = start + len(text)
+            yield sse_data(head + _pieces(blocks, text, open_id, wait_id), str(offset)), offset
+    finally:
+        listener.close()
 
 
 def _open_block(open_id: str, text: str) -> str:

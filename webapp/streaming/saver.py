@@ -89,8 +89,10 @@ class Saver:
                     if every or (g.job.message_id in followed and self._changed(g))]
             if rows:
                 session.connection().execute(queries.SAVE_PARTIAL, rows)
-        for row in rows:
-            self._saved[row["mid"]] = row["token_count"]
+        with self._lock:  # only for answers still running (an ended one is forgotten)
+            for row in rows:
+                if row["mid"] in self._running:
+                    self._saved[row["mid"]] = row["token_count"]
         for generation in running:
             if generation.job.message_id in stopped:
                 generation.cancel.cancel()

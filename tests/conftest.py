@@ -11,7 +11,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.helpers import ARGS, CHROMIUM, Browserless, serve
 from tests.peers import process
-from tests.peers.database import database
+from tests.peers.database import database, postgres_schema
 from tests.peers.fault_upstream import FaultServer
 from tests.scripted import ScriptedProvider
 from webapp import create_app
@@ -28,6 +28,14 @@ def fault_server():
     server = FaultServer().start_background()
     yield server
     server.shutdown()
+
+
+@pytest.fixture()
+def postgres_url():
+    """A fresh PostgreSQL schema's URL, for the tests that need PostgreSQL even in the SQLite
+    run (two app servers share a database only through PostgreSQL); dropped afterwards."""
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

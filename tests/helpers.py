@@ -3,8 +3,8 @@
 - Flask's test client: ``Browserless`` (a signed-in client that sends CSRF tokens),
   ``csrf_from``, ``rows``, ``SETTINGS_FORM``; a turn (``start_chat``, ``send``,
   ``read_stream``, ``events``, ``replay``); a share (``shared_chat``, ``share``).
-- gunicorn: ``serve``, ``answer_row``, ``kill_workers``; ``wait_until`` for what happens in
-  another thread or process.
+- gunicorn: ``serve``, ``answer_row``, ``worker_pids``, ``kill_workers``; ``wait_until`` for
+  what happens in another thread or process.
 - chromium: ``CHROMIUM``, ``ARGS``, ``sign_in``, ``chat_in_browser``.
 """
 
@@ -195,11 +195,16 @@ def answer_row(server: AppServer, message_id: int):
     return row
 
 
+def worker_pids(server: AppServer) -> set[int]:
+    """The process ids of ``server``'s gunicorn workers (the master's children)."""
+    found = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
+                           text=True, check=False)
+    return {int(pid) for pid in found.stdout.split()}
+
+
 def kill_workers(server: AppServer) -> None:
     """SIGKILL every gunicorn worker of ``server`` (the master starts new ones)."""
-    found = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
-                           text=True, check=True)
-    for pid in (int(p) for p in found.stdout.split()):
+    for pid in worker_pids(server):
         os.kill(pid, signal.SIGKILL)
 
 

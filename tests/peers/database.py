@@ -17,14 +17,17 @@ from urllib.parse import quote
 import psycopg
 
 BASE = os.environ.get("TEST_DATABASE_URL", "")
+#: The PostgreSQL server of the tests that need PostgreSQL even in the SQLite run.
+POSTGRES = os.environ.get("TEST_POSTGRES_URL",
+                          "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def is_postgres() -> bool:
     return BASE.startswith("postgresql")
 
 
-def _admin_url() -> str:
-    return BASE.replace("postgresql+psycopg://", "postgresql://", 1)
+def _admin_url(base: str) -> str:
+    return base.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 @contextmanager
@@ -33,12 +36,20 @@ def database(tmp: Path, name: str = "app") -> Iterator[str]:
     if not is_postgres():
         yield f"sqlite:///{tmp / (name + '.sqlite')}"
         return
+    with postgres_schema(BASE) as url:
+        yield url
+
+
+@contextmanager
+def postgres_schema(base: str = POSTGRES) -> Iterator[str]:
+    """A SQLAlchemy URL for a fresh, empty schema of the PostgreSQL at ``base``; dropped
+    afterwards."""
     schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(_admin_url(), autocommit=True) as conn:
+    with psycopg.connect(_admin_url(base), autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in BASE else "?"
+    separator = "&" if "?" in base else "?"
     try:
-        yield f"{BASE}{separator}options={quote(f'-csearch_path={schema}')}"
+        yield f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
     finally:
-        with psycopg.connect(_admin_url(), autocommit=True) as conn:
+        with psycopg.connect(_admin_url(base), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -5,7 +5,9 @@ the provider tests use this one for those cases (and the real llama.cpp server f
 The scenario is the first path segment: a provider configured with
 ``url="http://127.0.0.1:PORT/<scenario>/"`` gets that behaviour. The server records each
 request (path, headers, JSON body, client address) and, for streams that the client abandons,
-the moment the client's connection closed.
+the moment the client's connection closed. ``numbered`` sends numbered words in groups, and
+a test that asked for a ``gate`` first lets each group after the first go when it says so, so
+it can act while an answer is in a known place.
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ MARKDOWN_TOKENS = ["Here ", "is ", "**bold** ", "text ", "and ", "a ", "list:\n\
 BLOCK_TOKENS = ["Some **bold** ", "words.\n\n", "- one\n", "- two\n\n", "```python\n",
                 "print('hi')\n", "```\n\n", "| a | b |\n", "|---|---|\n", "| 1 | 2 |\n\n",
                 "A picture: ![a cat](http://127.0.0.1:9/cat.png)\n\n", "Still "]
+
+
+#: The ``numbered`` scenario's groups of words ("n0 " … "n79 "), and the whole answer they make.
+NUMBERED = [[f"n{g * 20 + i} " for i in range(20)] for g in range(4)]
+NUMBERED_TEXT = "".join(word for group in NUMBERED for word in group)
+
+#: How long ``numbered`` waits for its gate before it goes on anyway (a test that failed must
+#: not leave an upstream request hanging for ever).
+GATE_SECONDS = 30.0
 
 
 def normal_events(eol: str = "\n") -> list[bytes]:
@@ -298,6 +309,25 @@ class Handler(BaseHTTPRequestHandler):
         self.stream([event(chunk(f"w{i} ")) for i in range(50)]
                     + [event(chunk("", "stop")), event("[DONE]")], pause=0.01)
 
+    def scenario_numbered(self, body):
+        # NUMBERED's groups, a word every 5 ms; with a gate (FaultServer.gate), each group
+        # after the first (and the first too, with ``hold_first``) waits for a release.
+        gate, hold_first = self.server.take_gate()
+        self.start()
+        try:
+            for number, group in enumerate(NUMBERED):
+                if gate is not None and (number or hold_first):
+                    gate.acquire(timeout=GATE_SECONDS)
+                for word in group:
+                    self.send_chunk(event(chunk(word)))
+                    time.sleep(0.005)
+            self.send_chunk(event(chunk("", "stop")))
+            self.send_chunk(event("[DONE]"))
+            self.end_chunks()
+        except OSError:
+            self.server.closed_at.append(time.monotonic())
+            self.close_connection = True
+
     def scenario_xss(self, body):
         # Known payloads, some split across tokens, 30 ms apart so they stream visibly.
         self.stream([event(chunk(t)) for t in XSS_TOKENS]
@@ -332,6 +362,21 @@ class FaultServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.requests: list[dict] = []
         self.closed_at: list[float] = []
+        self._gates: list[tuple[threading.Semaphore, bool]] = []
+        self._gates_lock = threading.Lock()
+
+    def gate(self, hold_first: bool = False) -> threading.Semaphore:
+        """A gate for the next ``numbered`` request: each ``release()`` lets one more group of
+        words go (the first goes at once, unless ``hold_first``)."""
+        gate = threading.Semaphore(0)
+        with self._gates_lock:
+            self._gates.append((gate, hold_first))
+        return gate
+
+    def take_gate(self) -> tuple[threading.Semaphore | None, bool]:
+        """The gate for this ``numbered`` request, in the order they were asked for."""
+        with self._gates_lock:
+            return self._gates.pop(0) if self._gates else (None, False)
 
     def handle_error(self, request, client_address):
         # Clients that go away mid-stream are the point of several scenarios; no tracebacks.

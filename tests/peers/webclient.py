@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import requests
@@ -21,10 +22,12 @@ ANSWER = re.compile(r'<article class="msg msg-assistant[^"]*" id="m-(\d+)"')
 
 @dataclass
 class Event:
-    """One SSE message: when its bytes arrived (perf_counter) and its data."""
+    """One SSE message: when its bytes arrived (perf_counter), its data and its ``id:`` (the
+    offset of the answer's text a page has once it is swapped in; None without one)."""
 
     at: float
     data: str
+    id: str | None = None
 
 
 @dataclass
@@ -70,10 +73,19 @@ class WebClient:
 
     def stream(self, message_id: int, timeout: float = 60) -> list[Event]:
         """Read an answer's event stream to its end."""
-        events: list[Event] = []
+        return list(self.events(message_id, timeout=timeout))
+
+    def events(self, message_id: int, last_event_id: str | None = None,
+               timeout: float = 60) -> Iterator[Event]:
+        """An answer's event stream, message by message as they come (resumed after
+        ``last_event_id``, as a reconnecting page asks); closing the iterator closes the
+        connection, as a page that goes away does."""
+        headers = {"HX-Request": "true"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
         buffer = ""
         with self.session.get(f"{self.base}/m/{message_id}/stream", stream=True,
-                              timeout=timeout, headers={"HX-Request": "true"}) as response:
+                              timeout=timeout, headers=headers) as response:
             assert response.status_code == 200
             assert response.headers["Content-Type"].startswith("text/event-stream")
             for chunk in response.iter_content(chunk_size=None):
@@ -81,7 +93,8 @@ class WebClient:
                 buffer += chunk.decode()
                 *blocks, buffer = buffer.split("\n\n")
                 for block in blocks:
-                    lines = [line[6:] for line in block.split("\n") if line.startswith("data: ")]
-                    if lines:
-                        events.append(Event(at, "\n".join(lines)))
-        return events
+                    lines = block.split("\n")
+                    data = [line[6:] for line in lines if line.startswith("data: ")]
+                    ids = [line[4:] for line in lines if line.startswith("id: ")]
+                    if data:
+                        yield Event(at, "\n".join(data), ids[-1] if ids else None)

@@ -633,7 +633,7 @@ class Bench:
         self.loop.close()
 
 
-def report(label: str, direct: dict, app: dict, rss: int) -> None:
+def report(label: str, direct: dict, app: dict, rss: int, servers: int = 1) -> None:
     print(f"\n{label}")
     print(f"  {'':10} {'TTFT p50':>10} {'TTFT p99':>10} {'delay p50':>10} {'delay p99':>10} "
           f"{'gap p99':>9} {'tok/s':>9} {'errors':>7}")
@@ -644,7 +644,7 @@ def report(label: str, direct: dict, app: dict, rss: int) -> None:
     print(f"  app/direct: TTFT p50 x{app['ttft_p50'] / direct['ttft_p50']:.2f} "
           f"(+{(app['ttft_p50'] - direct['ttft_p50']) * 1000:.1f} ms), throughput "
           f"{app['tokens_per_s'] / max(direct['tokens_per_s'], 1e-9):.2f}; "
-          f"app peak RSS {rss / 2**20:.0f} MB")
+          f"app peak RSS {rss / 2**20:.0f} MB" + (f" ({servers} servers)" if servers > 1 else ""))
     if app["stream_rate"] and direct["stream_rate"]:
         print(f"  streaming rate, first to last token (median per turn): direct "
               f"{direct['stream_rate']:.0f}, app {app['stream_rate']:.0f} tokens/s "
@@ -732,7 +732,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     label += f", readers attaching after {attach_after} tokens"
                 d, a = summary(direct), summary(app)
                 a["cpu_s"] = cpu
-                report(label, d, a, rss)
+                report(label, d, a, rss, 2 if args.peer else 1)
                 report_attached(attached)
                 errors = [t.error for t in app if t.error][:3]
                 if errors:

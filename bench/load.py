@@ -75,6 +75,8 @@ class Turn:
     post: float | None = None
     seconds: float = 0.0
     error: str | None = None
+    #: Tokens that came first in the final message rather than in a text event.
+    final_only: int = 0
     #: Each token's arrival (wall clock, µs) by its send stamp.
     arrivals: dict[bytes, int] = field(default_factory=dict)
 
@@ -117,9 +119,10 @@ async def _request(url: str, method: str = "GET", body: bytes = b"",
 def _consume(turn: Turn, started: float, last: list[float],
              arrivals: dict[bytes, int] | None = None):
     """An ``on_chunk`` that stamps every streamed token's arrival. Events are split on the
-    SSE blank line; the app's last event (the whole answer rendered again, ``hx-swap-oob``)
-    is not counted as tokens, nor is a token sent again (in a finished block's HTML, in the
-    open block's text after a block was cut from it)."""
+    SSE blank line; a token sent again (in a finished block's HTML, in the open block's text
+    after a block was cut from it, in the app's last event, the whole answer rendered again
+    with ``hx-swap-oob``) is counted once. Tokens that come first in that last event (none
+    should: every text event comes before it) are counted in ``turn.final_only``."""
     pending = bytearray()
     seen: set[bytes] = set()
 
@@ -129,8 +132,13 @@ def _consume(turn: Turn, started: float, last: list[float],
         pending.extend(data)
         *events, rest = bytes(pending).split(b"\n\n")
         pending[:] = rest
-        stamps = [s for event in events if b"hx-swap-oob" not in event
-                  for s in _STAMP.findall(event) if s not in seen]
+        new: dict[bytes, None] = {}
+        for event in events:
+            found = [s for s in _STAMP.findall(event) if s not in seen and s not in new]
+            if b"hx-swap-oob" in event:
+                turn.final_only += len(found)
+            new.update(dict.fromkeys(found))
+        stamps = list(new)
         seen.update(stamps)
         if not stamps:
             return
@@ -234,6 +242,7 @@ class Reader:
     at_us: int = 0
     arrivals: dict[bytes, int] = field(default_factory=dict)
     error: str | None = None
+    final_only: int = 0
 
 
 class Attach:
@@ -242,6 +251,7 @@ class Attach:
 
     def __init__(self, server: AppServer, peer: AppServer | None, after_tokens: int):
         self.server, self.peer, self.after_tokens = server, peer, after_tokens
+        self.workers = Workers(server)
 
 
 def _stream_headers(cookie: str) -> dict[str, str]:
@@ -306,24 +316,25 @@ async def app_turn(base: str, cookie: str, token: str, conversation_id: int,
 
 async def _attach(attach: Attach, cookie: str, url: str, posted_from: int,
                   enough: asyncio.Event, readers: list[Reader]) -> None:
-    """Open connections until one is served by the worker that accepted the post (and so
-    generates the answer) and one by another worker of the same server, plus one to the peer
-    server; once ``enough`` is set, read the stream on each, concurrently."""
-    loop = asyncio.get_running_loop()
+    """Once ``enough`` is set, open connections until one is served by the worker that
+    accepted the post (and so generates the answer) and one by another worker of the same
+    server, plus one to the peer server, and read the stream on each, concurrently."""
     server = attach.server
-    generating = await loop.run_in_executor(None, worker_of, server, posted_from)
+    generating = await attach.workers.of(posted_from)
     found: dict[str, Connection] = {}
     try:
+        # Probed when it is time to attach: a connection idle for longer than gunicorn's
+        # keepalive (5 s) is closed.
+        await enough.wait()
         for _ in range(_PROBES):
             if len(found) == 2:
                 break
             connection = await Connection.open(server.base)
             # A request on it first, so a worker has accepted it.
             await connection.request("GET", "/healthz")
-            worker = await loop.run_in_executor(None, worker_of, server,
-                                                connection.local_port)
+            worker = await attach.workers.of(connection.local_port)
             where = "same worker" if worker == generating else "other worker"
-            if worker is None or where in found:
+            if worker is None or generating is None or where in found:
                 connection.close()
             else:
                 found[where] = connection
@@ -333,7 +344,6 @@ async def _attach(attach: Attach, cookie: str, url: str, posted_from: int,
                                                    f"in {_PROBES} tries"))
         if attach.peer is not None:
             found["other server"] = await Connection.open(attach.peer.base)
-        await enough.wait()
         jobs = [_read_attached(Reader(where), connection, cookie, url)
                 for where, connection in found.items()]
         readers.extend(await asyncio.gather(*jobs))
@@ -361,6 +371,7 @@ async def _read_attached(reader: Reader, connection: Connection, cookie: str,
             "GET", url.replace("&amp;", "&").split("?")[0] + "?after=0", b"",
             _stream_headers(cookie),
             _consume(scratch, time.perf_counter(), [0.0], reader.arrivals))
+        reader.final_only = scratch.final_only
         if status != 200:
             reader.error = f"stream: HTTP {status} {body[:120]!r}"
         elif b"status-complete" not in body:
@@ -370,39 +381,50 @@ async def _read_attached(reader: Reader, connection: Connection, cookie: str,
     return reader
 
 
-def _tcp_inode(app_port: int, client_port: int) -> str | None:
-    """The inode of the app's end of the loopback connection from ``client_port``."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            local, remote = fields[1].rsplit(":", 1)[1], fields[2].rsplit(":", 1)[1]
-            if int(local, 16) == app_port and int(remote, 16) == client_port:
-                return fields[9]
-    return None
+class Workers:
+    """Which worker of a gunicorn serves a connection, told by the client's port: the
+    server's end of the connection is a socket whose inode is among that worker's open files.
+    One look at ``/proc`` answers every turn waiting at the time."""
 
+    def __init__(self, server: AppServer):
+        self.server = server
+        self.by_port: dict[int, int] = {}
+        self._lock = asyncio.Lock()
 
-def worker_of(server: AppServer, client_port: int) -> int | None:
-    """The pid of the worker of ``server`` holding the connection from ``client_port`` (its
-    socket among the worker's open files), or None."""
-    inode = _tcp_inode(server.port, client_port)
-    if inode is None:
-        return None
-    target = f"socket:[{inode}]"
-    for pid in MemorySampler(server.proc.pid).tree()[1:]:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
-                        return pid
-                except OSError:
-                    continue
-        except OSError:
-            continue
-    return None
+    async def of(self, client_port: int) -> int | None:
+        """The worker's pid (None: not found, e.g. not accepted yet, in three looks)."""
+        for _ in range(3):
+            if client_port in self.by_port:
+                return self.by_port[client_port]
+            async with self._lock:
+                if client_port not in self.by_port:
+                    self.by_port = await asyncio.get_running_loop().run_in_executor(
+                        None, self._look)
+        return self.by_port.get(client_port)
+
+    def _look(self) -> dict[int, int]:
+        ports: dict[str, int] = {}  # the app's sockets' inodes -> the client's port
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                rows = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                fields = row.split()
+                local, remote = fields[1].rsplit(":", 1)[1], fields[2].rsplit(":", 1)[1]
+                if int(local, 16) == self.server.port and int(remote, 16):
+                    ports[f"socket:[{fields[9]}]"] = int(remote, 16)
+        found: dict[int, int] = {}
+        for pid in MemorySampler(self.server.proc.pid).tree()[1:]:
+            try:
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):
+                        port = ports.get(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                        if port is not None:
+                            found[port] = pid
+            except OSError:
+                continue
+        return found
 
 
 class MemorySampler:
@@ -486,7 +508,7 @@ def summary(turns: list[Turn]) -> dict[str, float]:
             "post_p99": pct([t.post for t in ok if t.post is not None], 99),
             "delay_p50": pct(delays, 50), "delay_p99": pct(delays, 99),
             "gap_p99": pct(gaps, 99), "tokens_per_s": tokens / busy if busy else 0.0,
-            "tokens": tokens,
+            "tokens": tokens, "final_only": sum(t.final_only for t in ok),
             "stream_rate": statistics.median(
                 [(t.tokens - t.first_tokens) / (t.last - t.ttft) for t in ok
                  if t.last is not None and t.last > t.ttft] or [0.0])}
@@ -499,8 +521,10 @@ def attach_summary(turns: list[Turn], readers: list[list[Reader]]) -> dict[str, 
     for turn, attached in zip(turns, readers, strict=True):
         for reader in attached:
             s = out.setdefault(reader.where, {"readers": 0, "errors": 0, "delays": [],
-                                              "added": [], "first": [], "missing": 0})
+                                              "added": [], "first": [], "missing": 0,
+                                              "final_only": 0})
             s["readers"] += 1
+            s["final_only"] += reader.final_only
             if reader.error or turn.error:
                 s["errors"] += 1
                 s.setdefault("first_errors", []).append(reader.error or turn.error)
@@ -653,6 +677,9 @@ def report(label: str, direct: dict, app: dict, rss: int, servers: int = 1) -> N
         print("  streaming rate: not measurable (the tokens after the first came in one event)")
     print(f"  message accepted (the post's answer): p50 {app['post_p50'] * 1000:.1f} ms, "
           f"p99 {app['post_p99'] * 1000:.1f} ms")
+    if app["final_only"]:
+        print(f"  tokens first seen in the final message, not in a text event: "
+              f"{app['final_only']}")
     tokens = app["tokens"]
     if app.get("cpu_s") and tokens:
         print(f"  the app's CPU: {app['cpu_s']:.2f} s in all, {app['cpu_s'] * 1e6 / tokens:.0f} "
@@ -663,12 +690,13 @@ def report_attached(attached: dict[str, dict]) -> None:
     if not attached:
         return
     print(f"  readers attached mid-answer (tokens sent after they attached):\n"
-          f"  {'':13} {'readers':>7} {'errors':>6} {'tokens':>7} {'missing':>7} "
+          f"  {'':13} {'readers':>7} {'errors':>6} {'tokens':>7} {'missing':>7} {'final':>5} "
           f"{'delay p50':>10} {'delay p99':>10} {'added p50':>10} {'added p99':>10} "
           f"{'1st p50':>9} {'1st p99':>9}")
     for where, s in attached.items():
         print(f"  {where:13} {s['readers']:7d} {s['errors']:6d} {s['tokens']:7d} "
-              f"{s['missing']:7d} {s['delays_p50'] * 1000:8.1f}ms {s['delays_p99'] * 1000:8.1f}ms "
+              f"{s['missing']:7d} {s['final_only']:5d} "
+              f"{s['delays_p50'] * 1000:8.1f}ms {s['delays_p99'] * 1000:8.1f}ms "
               f"{s['added_p50'] * 1000:8.1f}ms {s['added_p99'] * 1000:8.1f}ms "
               f"{s['first_p50'] * 1000:7.1f}ms {s['first_p99'] * 1000:7.1f}ms")
         if s.get("first_errors"):

@@ -355,7 +355,7 @@ async def _attach(attach: Attach, cookie: str, url: str, posted_from: int,
 
 
 #: How many connections a turn opens at most to find one on each worker.
-_PROBES = 16
+_PROBES = 40
 
 
 async def _read_attached(reader: Reader, connection: Connection, cookie: str,
@@ -578,6 +578,8 @@ class Bench:
         if self.peer_wanted:
             self.peer = AppServer(Path(self.tmp.name) / "two", env, workers=None,
                                   database_url=self.database_url).start()
+        # Read what the servers write (a full pipe would stop them) into a log of their own.
+        self.logs = [self._drain(s) for s in (self.server, self.peer) if s]
         self.server.flask("users", "create", "bench", "--password", "bench-password")
         self.client = WebClient(self.server.base).login("bench", "bench-password")
         self.cookie = "; ".join(f"{c.name}={c.value}" for c in self.client.session.cookies)
@@ -588,6 +590,18 @@ class Bench:
         self.run(4, warm, False)
         self.run(4, warm, True)
         return self
+
+    def _drain(self, server: AppServer) -> Path:
+        log = Path(os.environ.get("BENCH_LOG_DIR", self.tmp.name)) / f"app-{server.port}.log"
+
+        def copy(out=server.proc.stdout):
+            with log.open("a") as file:
+                for line in out:
+                    file.write(line)
+                    file.flush()
+
+        threading.Thread(target=copy, daemon=True).start()
+        return log
 
     def _schema(self, url: str) -> str:
         """A schema of its own in the PostgreSQL database at ``url`` (dropped at the end)."""
@@ -646,6 +660,11 @@ class Bench:
                 sum(s.cpu_used for s in samplers))
 
     def __exit__(self, *exc):
+        for log in self.logs:
+            text = log.read_text()
+            problems = text.count("Traceback") + text.count("WORKER TIMEOUT")
+            if problems:
+                print(f"the app's log {log} has {problems} tracebacks or worker timeouts")
         for server in (self.server, self.peer):
             if server is not None:
                 server.stop()

@@ -37,6 +37,18 @@ def test_load_bench_runs():
         assert not math.isnan(result["app"]["ttft_p50"])
 
 
+def test_load_bench_runs_with_readers_attaching_mid_answer():
+    # Long enough an answer that the readers attach while it runs (after 5 of 30 tokens).
+    (result,) = load.main(["--streams", "2", "--tokens", "30", "--gap-ms", "20", "--attach",
+                           "--attach-after", "5"])
+    assert result["app"]["errors"] == 0
+    attached = result["attached"]
+    assert set(attached) == {"same worker", "other worker"}
+    for where in attached.values():
+        assert where["readers"] == 2 and where["errors"] == 0 and where["missing"] == 0
+        assert where["tokens"] > 0
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("first_turn", [True, False])
 def test_browser_stream_bench_runs(first_turn):

@@ -105,8 +105,14 @@ FOLLOWED = (select(_messages.c.id, _messages.c.content, _messages.c.status,
                    _messages.c.updated_at)
             .where(_messages.c.id.in_(bindparam("ids", expanding=True))))
 
-#: Marks answers ``ids`` followed from this process until ``until`` (only running ones).
+#: Marks answers ``ids`` followed from this process until ``until`` (only running ones). A
+#: row another transaction holds (its generator saving it) is skipped, not waited for: the mark
+#: is renewed well before it runs out, and waiting on rows locked in another order deadlocked
+#: on PostgreSQL (SQLite has one writer at a time and ignores the clause).
 FOLLOW = (update(_messages)
-          .where(_messages.c.id.in_(bindparam("ids", expanding=True)),
-                 _messages.c.status.in_(RUNNING_STATUSES))
+          .where(_messages.c.id.in_(
+              select(_messages.c.id)
+              .where(_messages.c.id.in_(bindparam("ids", expanding=True)),
+                     _messages.c.status.in_(RUNNING_STATUSES))
+              .with_for_update(skip_locked=True).scalar_subquery()))
           .values(followed_until=bindparam("until")))

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 
 from ..extensions import providers
 from ..models import utcnow
@@ -37,6 +38,9 @@ from .sessions import short_session
 from .stops import stops
 
 log = logging.getLogger(__name__)
+
+#: How many times an answer's final save is tried.
+_SAVE_TRIES = 4
 
 #: Seconds a cancelled generation waits for its reader to end before it ends without it (the
 #: reader may be queued behind another generation for the local model).
@@ -181,8 +185,22 @@ class Generation:
                  out.status, out.tokens, out.first_token_seconds or -1, out.seconds)
 
     def _save_final(self) -> None:
+        """Save the answer once with how it ended; a transaction the database chose to undo
+        (a deadlock, a serialization failure) is tried again, so the end is never lost."""
+        html = str(render_markdown(self.outcome.text))  # once, so pages only print it
+        for attempt in range(_SAVE_TRIES):
+            try:
+                self._write_final(html)
+                return
+            except OperationalError:
+                if attempt == _SAVE_TRIES - 1:
+                    raise
+                log.warning("saving the end of answer %s failed; trying again",
+                            self.job.message_id, exc_info=True)
+                time.sleep(0.1 * (attempt + 1))
+
+    def _write_final(self, html: str) -> None:
         out = self.outcome
-        html = str(render_markdown(out.text))  # once, so pages only print it
         now = utcnow()
         with short_session(self.app) as session:
             session.execute(queries.FINISH, {

@@ -85,8 +85,11 @@ class Saver:
                                     {"ids": [g.job.message_id for g in running]}).all()
             stopped = {mid for mid, stop, _ in flags if stop}
             followed = {mid for mid, _, until in flags if until is not None and until > now}
-            rows = [self._row(g, now) for g in running
-                    if every or (g.job.message_id in followed and self._changed(g))]
+            # In id order, as every writer of several answers locks them: two transactions
+            # locking the same rows in different orders deadlock on PostgreSQL.
+            rows = sorted((self._row(g, now) for g in running
+                           if every or (g.job.message_id in followed and self._changed(g))),
+                          key=lambda row: row["mid"])
             if rows:
                 session.connection().execute(queries.SAVE_PARTIAL, rows)
         with self._lock:  # only for answers still running (an ended one is forgotten)

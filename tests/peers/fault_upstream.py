@@ -43,6 +43,11 @@ MARKDOWN_TOKENS = ["Here ", "is ", "**bold** ", "text ", "and ", "a ", "list:\n\
                    "- two\n\n", "```python\n", "print('hi')\n", "```\n", "Done ", "<b>x</b>."]
 
 
+#: How many words the ``numbered`` scenario streams.
+NUMBERED_WORDS = 60
+NUMBERED_TEXT = "".join(f"w{i} " for i in range(NUMBERED_WORDS))
+
+
 BLOCK_TOKENS = ["Some **bold** ", "words.\n\n", "- one\n", "- two\n\n", "```python\n",
                 "print('hi')\n", "```\n\n", "| a | b |\n", "|---|---|\n", "| 1 | 2 |\n\n",
                 "A picture: ![a cat](http://127.0.0.1:9/cat.png)\n\n", "Still "]
@@ -298,6 +303,24 @@ class Handler(BaseHTTPRequestHandler):
         self.stream([event(chunk(f"w{i} ")) for i in range(50)]
                     + [event(chunk("", "stop")), event("[DONE]")], pause=0.01)
 
+    def scenario_numbered(self, body):
+        # "w0 w1 … w59", 50 ms apart, so a page can tell a word repeated or missing. Before
+        # word i it waits (up to 30 s) for ``holds[i]`` when there is one: a test decides
+        # while the answer is held mid-way what happens to the page meanwhile.
+        self.start()
+        try:
+            for i in range(NUMBERED_WORDS):
+                hold = self.server.holds.get(i)
+                if hold is not None:
+                    hold.wait(30)
+                self.send_chunk(event(chunk(f"w{i} ")))
+                time.sleep(0.05)
+            self.send_chunk(event(chunk("", "stop")))
+            self.send_chunk(event("[DONE]"))
+            self.end_chunks()
+        except OSError:
+            self.close_connection = True
+
     def scenario_xss(self, body):
         # Known payloads, some split across tokens, 30 ms apart so they stream visibly.
         self.stream([event(chunk(t)) for t in XSS_TOKENS]
@@ -332,6 +355,8 @@ class FaultServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.requests: list[dict] = []
         self.closed_at: list[float] = []
+        #: Word index -> threading.Event the ``numbered`` scenario waits for before that word.
+        self.holds: dict[int, threading.Event] = {}
 
     def handle_error(self, request, client_address):
         # Clients that go away mid-stream are the point of several scenarios; no tracebacks.

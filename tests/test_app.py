@@ -187,14 +187,18 @@ def test_a_stream_resumes_after_the_last_event_its_page_got(alice, app, scripted
     assert html.unescape(first) == "".join(scripted.tokens)[:int(last_id)]
     rest = alice.get(f"/m/{message_id}/stream", headers={"Last-Event-ID": last_id})
     data = events(rest.get_data(as_text=True))
-    # The page's body is put in the state the stream goes on from (the same text), then
-    # only what came after the last event follows.
-    body, _, _ = PARTIAL.findall(data[0])[0]
-    assert body == f"m-{message_id}-body"
-    resumed = "".join(html.unescape(text) for item in data[:-2]
+    # The page's body is put in the state the stream goes on from (the same text and the
+    # first new words, in one partial: htmx finds every partial's target before swapping
+    # any), then only what came after follows.
+    (body, swap, inner), = PARTIAL.findall(data[0])
+    assert (body, swap) == (f"m-{message_id}-body", "innerHTML")
+    opened = re.fullmatch(rf'<div class="streaming" id="m-{message_id}-open">([^<]*)</div>',
+                          inner)
+    assert opened and html.unescape(opened.group(1)).startswith(html.unescape(first))
+    resumed = "".join(html.unescape(text) for item in data[1:-2]
                       for target, swap, text in PARTIAL.findall(item)
                       if target == f"m-{message_id}-open" and swap == "beforeend")
-    assert html.unescape(first) + resumed == "".join(scripted.tokens)
+    assert html.unescape(opened.group(1)) + resumed == "".join(scripted.tokens)
     (answer,) = rows(app, Message, id=message_id)
     assert answer.status == "complete" and len(scripted.calls) == 1
 
@@ -352,7 +356,9 @@ def test_no_javascript_turn_redirects_to_a_page_that_refreshes_until_done(alice,
     assert wait_until(lambda: rows(app, Message)[1].content.startswith("Hello"))
     page = alice.get(location.split("#")[0]).get_data(as_text=True)
     # The text so far, and a refresh for a browser without JavaScript.
-    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page
+    # (to the address without its #fragment, or chromium would only move within the page)
+    assert (f'<noscript><meta http-equiv="refresh" content="2; url={location.split("#")[0]}">'
+            '</noscript>') in page
     assert re.search(r'id="m-\d+-open">Hello', page)
     assert wait_until(lambda: rows(app, Message)[1].status == "complete")
     page = alice.get(location.split("#")[0]).get_data(as_text=True)

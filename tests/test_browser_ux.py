@@ -265,12 +265,13 @@ def test_sidebar_follows_a_turn_without_a_reload(browser, endless):
     assert sidebar_titles(page) == ["Beta first", "Alpha first"]
     page.get_by_role("link", name="Alpha first").click()
     page.wait_for_url(f"{endless.base}/c/{alpha}")
-    # Sending moves the conversation to the top as the turn starts.
+    # Sending moves the conversation to the top as the turn starts, marked as running.
     page.get_by_role("textbox", name="Message", exact=True).fill("Alpha again")
     page.keyboard.press("Enter")
     page.locator(".msg-assistant .streaming").wait_for()
-    expect(page.locator("#conversation-list > li > a").first).to_have_text("Alpha first")
-    expect(page.locator("#conversation-list a[aria-current=page]")).to_have_text("Alpha first")
+    running = "Alpha first (an answer is being written)"
+    expect(page.locator("#conversation-list > li > a").first).to_have_text(running)
+    expect(page.locator("#conversation-list a[aria-current=page]")).to_have_text(running)
     # A conversation started in another tab meanwhile shows up when this turn ends.
     other = context.new_page()
     chat_in_browser(other, endless.base, "Gamma from another tab", wait=False)

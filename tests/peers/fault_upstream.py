@@ -45,6 +45,11 @@ MARKDOWN_TOKENS = ["Here ", "is ", "**bold** ", "text ", "and ", "a ", "list:\n\
                    "- two\n\n", "```python\n", "print('hi')\n", "```\n", "Done ", "<b>x</b>."]
 
 
+#: How many words the ``numbered`` scenario streams.
+WORDS_COUNT = 60
+WORDS_TEXT = "".join(f"w{i} " for i in range(WORDS_COUNT))
+
+
 BLOCK_TOKENS = ["Some **bold** ", "words.\n\n", "- one\n", "- two\n\n", "```python\n",
                 "print('hi')\n", "```\n\n", "| a | b |\n", "|---|---|\n", "| 1 | 2 |\n\n",
                 "A picture: ![a cat](http://127.0.0.1:9/cat.png)\n\n", "Still "]
@@ -328,6 +333,24 @@ class Handler(BaseHTTPRequestHandler):
             self.server.closed_at.append(time.monotonic())
             self.close_connection = True
 
+    def scenario_words(self, body):
+        # "w0 w1 … w59", 50 ms apart, so a page can tell a word repeated or missing. Before
+        # word i it waits (up to 30 s) for ``holds[i]`` when there is one: a test decides
+        # while the answer is held mid-way what happens to the page meanwhile.
+        self.start()
+        try:
+            for i in range(WORDS_COUNT):
+                hold = self.server.holds.get(i)
+                if hold is not None:
+                    hold.wait(30)
+                self.send_chunk(event(chunk(f"w{i} ")))
+                time.sleep(0.05)
+            self.send_chunk(event(chunk("", "stop")))
+            self.send_chunk(event("[DONE]"))
+            self.end_chunks()
+        except OSError:
+            self.close_connection = True
+
     def scenario_xss(self, body):
         # Known payloads, some split across tokens, 30 ms apart so they stream visibly.
         self.stream([event(chunk(t)) for t in XSS_TOKENS]
@@ -377,6 +400,8 @@ class FaultServer(ThreadingHTTPServer):
         """The gate for this ``numbered`` request, in the order they were asked for."""
         with self._gates_lock:
             return self._gates.pop(0) if self._gates else (None, False)
+        #: Word index -> threading.Event the ``words`` scenario waits for before that word.
+        self.holds: dict[int, threading.Event] = {}
 
     def handle_error(self, request, client_address):
         # Clients that go away mid-stream are the point of several scenarios; no tracebacks.

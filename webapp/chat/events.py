@@ -97,14 +97,19 @@ def _texts(app, message_id: int, after: int, resync: bool, blocks: StreamingMark
                 yield f"id: {offset}\nevent: keepalive\n\n", offset
                 continue
             start, text = piece
-            head = ""
+            offset = start + len(text)
             if start and not blocks.text:  # what the page already shows
                 done, _ = blocks.feed(listener.live.text[:start])
                 if resync:
-                    head = _partial(f"m-{message_id}-body", "innerHTML",
-                                    done + _open_block(open_id, blocks.open_text))
-            offset = start + len(text)
-            yield sse_data(head + _pieces(blocks, text, open_id, wait_id), str(offset)), offset
+                    # The whole body in one partial, the new text included: htmx finds the
+                    # targets of all of a message's partials before it swaps any, so a
+                    # partial after this one would add to the open block it replaces.
+                    more, _ = blocks.feed(text)
+                    body = done + more + _open_block(open_id, blocks.open_text)
+                    yield sse_data(_partial(f"m-{message_id}-body", "innerHTML", body),
+                                   str(offset)), offset
+                    continue
+            yield sse_data(_pieces(blocks, text, open_id, wait_id), str(offset)), offset
     finally:
         listener.close()
 

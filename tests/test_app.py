@@ -22,6 +22,7 @@ from tests.helpers import (
     start_chat,
     wait_until,
 )
+from tests.peers.webclient import ANSWER
 from tests.scripted import failing
 from webapp.extensions import db
 from webapp.models import Conversation, Message, User, utcnow
@@ -256,11 +257,12 @@ def test_history_and_system_prompt_reach_the_provider(alice, app, scripted, make
         db.session.commit()
     conversation_id, first = start_chat(alice, "First question")
     read_stream(alice, first)
+    scripted.delay = 0.05  # still being written when its turn is rendered
     response = alice.post(f"/c/{conversation_id}/messages", {"content": "Second question"})
     assert response.status_code == 200
     turn = response.get_data(as_text=True)
     assert "Second question" in turn and "hx-sse:connect" in turn
-    second = int(re.findall(r"/m/(\d+)/stream", turn)[0])
+    second = int(ANSWER.findall(turn)[-1])
     read_stream(alice, second)
     call = scripted.calls[-1]
     assert call["messages"] == [

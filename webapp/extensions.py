@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +55,18 @@ class AppState:
     answer_saver: Any = None
     #: The process's follower of answers generated elsewhere (``streaming``).
     answer_follower: Any = None
+
+    def once(self, name: str, make: Callable[[], Any]) -> Any:
+        """The process's one ``name`` (an attribute above), made by ``make`` the first time
+        it is asked for, by whichever thread asks first."""
+        if getattr(self, name) is None:
+            with _ONCE_LOCK:
+                if getattr(self, name) is None:
+                    setattr(self, name, make())
+        return getattr(self, name)
+
+
+_ONCE_LOCK = threading.Lock()
 
 
 _STATE = "equing"

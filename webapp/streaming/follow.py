@@ -118,14 +118,6 @@ def _overdue(status: str, updated_at, app: Flask) -> bool:
     return ending is not None and updated_at <= ending[0]
 
 
-_followers_lock = threading.Lock()
-
-
 def follower_for(app: Flask) -> Follower:
     """The app's follower (one per app and process)."""
-    state = app_state(app)
-    if state.answer_follower is None:
-        with _followers_lock:
-            if state.answer_follower is None:
-                state.answer_follower = Follower(app)
-    return state.answer_follower
+    return app_state(app).once("answer_follower", lambda: Follower(app))

@@ -111,14 +111,6 @@ class Saver:
                 "updated_at": now}
 
 
-_savers_lock = threading.Lock()
-
-
 def saver_for(app: Flask) -> Saver:
     """The app's saver (one per app and process)."""
-    state = app_state(app)
-    if state.answer_saver is None:
-        with _savers_lock:
-            if state.answer_saver is None:
-                state.answer_saver = Saver(app)
-    return state.answer_saver
+    return app_state(app).once("answer_saver", lambda: Saver(app))

@@ -134,7 +134,8 @@ def test_reload_mid_answer_shows_the_whole_answer_once(browser, numbered):
     numbered.release()
     assert_complete(page)
     after = assert_seen_in_order(page)
-    assert max(before) == 20 and any(20 < n < len(WORDS) for n in after), (before, after)
+    # The reloaded page started with the text saved so far and got the rest live.
+    assert max(before) == 20 and min(after) <= 20 and max(after) == len(WORDS), (before, after)
     assert_saved_whole(numbered, mid)
     context.close()
     assert not errors, errors
@@ -180,7 +181,7 @@ def test_a_second_tab_sees_the_same_answer_grow(browser, numbered):
     for page in (first, second):
         assert_complete(page)
         counts = assert_seen_in_order(page)
-        assert any(20 < n < 40 for n in counts) and any(40 < n < 60 for n in counts), counts
+        assert any(20 < n <= 40 for n in counts) and any(n > 40 for n in counts), counts
     assert body_of(first).inner_html() == body_of(second).inner_html()
     context.close()
     assert not errors, errors

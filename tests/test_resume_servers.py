@@ -9,6 +9,7 @@ test acts while the answer is at a known place, without sleeping.
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -42,9 +43,17 @@ def added_text(events: list[Event], message_id: int, after: int = 0) -> str:
     for event in events:
         if event.id is None:
             continue  # the final message
-        piece = "".join(unescape(html) for target, swap, html in PARTIAL.findall(event.data)
-                        if target == f"m-{message_id}-open"
-                        and swap in ("innerHTML", "beforeend"))
+        partials = PARTIAL.findall(event.data)
+        body = [html for target, _, html in partials if target == f"m-{message_id}-body"]
+        if body:
+            # A resumed stream's first message: the whole body, the new words included (this
+            # answer has no line breaks, so it is one open block holding all of its text).
+            opened = re.search(r'id="m-\d+-open">([^<]*)</div>', body[0])
+            piece = unescape(opened.group(1))[offset:]
+        else:
+            piece = "".join(unescape(html) for target, swap, html in partials
+                            if target == f"m-{message_id}-open"
+                            and swap in ("innerHTML", "beforeend"))
         offset += len(piece)
         assert event.id == str(offset), (event.id, offset, piece)
         text += piece

@@ -43,7 +43,10 @@
   });
   document.addEventListener("htmx:sse:error", function (evt) {
     if (!isStream(evt.target)) return;
-    heard.delete(evt.target);  // htmx is reconnecting it (with a growing wait)
+    // htmx reconnects it, with a growing wait capped below SILENT_MS; a reconnect that neither
+    // connects nor fails within SILENT_MS (a kept-alive connection to a machine that vanished)
+    // is restarted like a silent stream.
+    heard.set(evt.target, performance.now());
     note(evt.target);
   });
   document.addEventListener("htmx:sse:close", function (evt) { heard.delete(evt.target); });
@@ -70,6 +73,9 @@
     }
     elt.replaceWith(copy);
     if (window.htmx) window.htmx.process(copy);
+    // The copy is watched from now: if its request hangs too, it is restarted again (the
+    // aborted request takes its dead connection with it, so the next one tries another).
+    heard.set(copy, performance.now());
   }
 
   setInterval(function () {

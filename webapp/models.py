@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from secrets import token_hex
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, false
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -90,6 +90,8 @@ class Conversation(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(200), default="New chat")
+    #: Set once the person renames the conversation: no generated title replaces theirs.
+    title_renamed: Mapped[bool] = mapped_column(default=False, server_default=false())
     pinned: Mapped[bool] = mapped_column(default=False, server_default=false())
     #: This conversation's own generation settings (same keys as ``UserSettings``), or None
     #: to use the person's defaults. Applies from the next message on.
@@ -135,7 +137,14 @@ RUNNING_STATUSES = (PENDING, STREAMING)
 
 
 class Message(db.Model):
-    """A user's message or an assistant's answer, with how and when it was generated."""
+    """A user's message or an assistant's answer, with how and when it was generated.
+
+    A conversation is a tree: each message has the one it follows as its ``parent`` (None for
+    the first). Messages with the same parent are versions of each other (an answer
+    regenerated, a message edited and sent again); among them the one ``selected`` is shown,
+    so the conversation's current path runs from its selected first message down through
+    selected children (``webapp.tree``).
+    """
 
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_conversation_id", "conversation_id", "id"),
@@ -144,6 +153,11 @@ class Message(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"))
+    #: The message this one follows (its history is the path up from it); None for a first one.
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    #: Whether this is the version shown among its siblings (the conversation's current path).
+    selected: Mapped[bool] = mapped_column(default=True, server_default=true())
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text, default="")
     #: The answer's sanitized HTML, rendered once when it is finished (pages only print it).
@@ -174,6 +188,7 @@ class Message(db.Model):
     followed_until: Mapped[datetime | None]
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    parent: Mapped[Message | None] = relationship(remote_side=[id])
 
     @property
     def is_final(self) -> bool:

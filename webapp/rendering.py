@@ -128,12 +128,8 @@ def message_info(message) -> Markup:
     rows = [(key, value) for key, value in params.items() if key != "system_prompt"]
     if params.get("system_prompt"):
         rows.append(("system prompt", params["system_prompt"]))
-    first = message.seconds("started_at", "first_token_at")
-    total = message.seconds("started_at", "finished_at")
-    if first is not None:
-        rows.append(("first token", f"{first:.2f} s"))
-    if total is not None:
-        rows.append(("total", f"{total:.2f} s, {message.token_count} chunks"))
+    stats = answer_stats(message)
+    rows.extend(stats)
     rows.append(("status", message.status))
     if getattr(message, "finish_reason", None) == "length":
         rows.append(("ended", "cut at the length limit"))
@@ -144,9 +140,31 @@ def message_info(message) -> Markup:
     escape = html.escape  # plain strings: a Markup object per value costs more than the rest
     items = "".join(f"<dt>{escape(str(key))}</dt><dd>{escape(str(value))}</dd>"
                     for key, value in rows)
+    brief = "".join(f" · {escape(value)}" for key, value in stats
+                    if key in ("tokens", "tokens per second"))
     return Markup(  # noqa: S704 - every value is escaped above
         f'<details class="msg-info">\n  <summary>{escape(message.provider or "?")} · '
-        f'{escape(message.model or "?")}</summary>\n  <dl>{items}</dl>\n</details>')
+        f'{escape(message.model or "?")}{brief}</summary>\n  <dl>{items}</dl>\n</details>')
+
+
+def answer_stats(message) -> list[tuple[str, str]]:
+    """An answer's figures as (label, value): its tokens (chunks from the provider, about one
+    token each), time to first token, tokens per second while it was written, and in all."""
+    rows = []
+    tokens = message.token_count or 0
+    first = message.seconds("started_at", "first_token_at")
+    total = message.seconds("started_at", "finished_at")
+    writing = message.seconds("first_token_at", "finished_at")
+    if tokens:
+        rows.append(("tokens", f"{tokens:,}"))
+    if first is not None:
+        rows.append(("time to first token", f"{first:.2f} s"))
+    if tokens > 1 and writing:
+        # The first token only starts the clock: the rate is of those after it.
+        rows.append(("tokens per second", f"{(tokens - 1) / writing:.1f}"))
+    if total is not None:
+        rows.append(("total time", f"{total:.2f} s"))
+    return rows
 
 
 def escape_stream_text(text: str) -> str:

@@ -16,12 +16,14 @@ from ..streaming import (
 )
 
 
-def begin(answer: Message) -> None:
+def begin(answer: Message, *, going_on: bool = False) -> None:
     """Start generating ``answer``, which its turn saved as streaming (claimed by this
-    request): it runs to its end on the server whether or not a page watches it."""
+    request): it runs to its end on the server whether or not a page watches it. An answer
+    ``going_on`` (Continue) keeps its text and the provider is asked to go on from it."""
     app = current_app._get_current_object()
     job = job_for(answer.id, answer.conversation_id, answer.provider, answer.model,
-                  answer.params, app.config)
+                  answer.params, app.config, prefix=answer.content if going_on else "",
+                  prefix_tokens=answer.token_count if going_on else 0)
     db.session.commit()  # the history read above holds nothing open while it runs
     start_generation(app, job)
 

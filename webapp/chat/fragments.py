@@ -3,20 +3,37 @@
 
 from __future__ import annotations
 
+from .. import tree
 from ..htmx import macro
 from ..models import Conversation, Message
 
 MACROS = "chat/_macros.html"
 
 
-def message(m: Message, *, oob: bool = False) -> str:
-    """One message as its ``<article>``; ``oob`` replaces the one on the page in place."""
-    return str(macro(MACROS, "message")(m, oob=oob))
+def message(m: Message, *, oob: bool = False, shape: tree.Tree | None = None) -> str:
+    """One message as its ``<article>``, with its versions and the controls its place in the
+    tree allows (``shape``: the conversation's tree, read when not given); ``oob`` replaces
+    the one on the page in place."""
+    shape = shape if shape is not None else tree.load(m.conversation_id)
+    return str(macro(MACROS, "message")(m, oob=oob, versions=shape.versions(m.id),
+                                        last=not shape.has_children(m.id)))
+
+
+def messages(path: list[Message], shape: tree.Tree) -> str:
+    """The messages of a conversation's current path (the inside of ``#messages``)."""
+    return "".join(message(m, shape=shape) for m in path)
 
 
 def turn(user_message: Message, answer: Message) -> str:
-    """A turn: the person's message and its answer."""
-    return message(user_message) + message(answer)
+    """A turn: the person's message and its answer (new: one version each, nothing after)."""
+    shape = tree.Tree([(user_message.id, user_message.parent_id, True),
+                       (answer.id, user_message.id, True)])
+    return message(user_message, shape=shape) + message(answer, shape=shape)
+
+
+def edit_form(m: Message, draft: str | None = None) -> str:
+    """The person's message ``m`` as a form to edit it in place and send it again."""
+    return str(macro(MACROS, "edit_form")(m, draft=draft))
 
 
 def conversation_list(conversations: list[Conversation], more: bool, current: int,

@@ -9,14 +9,23 @@ from __future__ import annotations
 from flask import Response, flash, redirect, url_for
 from flask_login import current_user
 
+from .. import tree
 from ..errors import error_fragment
+from ..extensions import db
 from ..htmx import fragment, is_htmx
 from ..models import Conversation, Message
 from . import fragments
 from .answers import begin
 from .pages import render_page
 from .sidebar import conversation_list_oob
-from .turns import TurnError, retry_answer, start_turn
+from .turns import (
+    TurnError,
+    continue_answer,
+    edit_message,
+    regenerate_answer,
+    retry_answer,
+    start_turn,
+)
 
 
 def back_to(message: Message) -> Response:
@@ -64,18 +73,91 @@ def new_message(conversation: Conversation, content: str):
     return fragment(fragments.turn(user_message, answer) + sidebar)
 
 
+def _not_done(exc: TurnError, message: Message):
+    """A request on a message that cannot be done: the reason for htmx (under the composer),
+    else back to the page with the reason."""
+    if is_htmx():
+        return error_fragment(exc.message, exc.status)
+    flash(exc.message, "error")
+    return redirect(url_for("chat.conversation", conversation_id=message.conversation_id),
+                    code=303)
+
+
 def retried(answer: Message):
     """Generate a failed or stopped answer again: its new state for htmx (it then opens its
     stream), else back to the page (with the reason when it cannot be)."""
     try:
         retry_answer(answer, current_user)
     except TurnError as exc:
-        if is_htmx():
-            return error_fragment(exc.message, exc.status)
-        flash(exc.message, "error")
-        return redirect(url_for("chat.conversation", conversation_id=answer.conversation_id),
-                        code=303)
+        return _not_done(exc, answer)
     begin(answer)
     if not is_htmx():
         return back_to(answer)
     return fragment(fragments.message(answer))
+
+
+def continued(answer: Message):
+    """Go on with a stopped or cut answer: its new state for htmx (the text so far, then its
+    stream), else back to the page."""
+    try:
+        continue_answer(answer, current_user)
+    except TurnError as exc:
+        return _not_done(exc, answer)
+    begin(answer, going_on=True)
+    if not is_htmx():
+        return back_to(answer)
+    return fragment(fragments.message(answer))
+
+
+def _path_changed(conversation: Conversation, shown: Message, moved: bool):
+    """After the current path changed: for htmx the conversation's messages as they now
+    stand (and the sidebar when the conversation ``moved`` to its top), else back to
+    ``shown`` on the page."""
+    if not is_htmx():
+        return back_to(shown)
+    messages, shape = tree.path_messages(conversation.id)
+    html = fragments.messages(messages, shape)
+    if moved:
+        html += conversation_list_oob(current_user.id, conversation.id)
+    return fragment(html)
+
+
+def regenerated(answer: Message):
+    """A new version of ``answer``, started; the conversation shows it."""
+    try:
+        new = regenerate_answer(answer, current_user)
+    except TurnError as exc:
+        return _not_done(exc, answer)
+    begin(new)
+    return _path_changed(new.conversation, new, moved=True)
+
+
+def edit_form(message: Message):
+    """The person's message as an edit form: in place for htmx, else on its page."""
+    if message.role != "user":
+        return _not_done(TurnError("Only your own messages can be edited.", 409), message)
+    if is_htmx():
+        return fragment(fragments.edit_form(message))
+    return redirect(url_for("chat.conversation", conversation_id=message.conversation_id,
+                            edit=message.id, _anchor=f"m-{message.id}"), code=303)
+
+
+def edited(message: Message, content: str):
+    """Send a new version of the person's message with ``content``, and its answer."""
+    try:
+        new, answer = edit_message(message, current_user, content)
+    except TurnError as exc:
+        if is_htmx():
+            return error_fragment(exc.message, exc.status)
+        db.session.rollback()
+        return render_page(message.conversation, error=exc.message, editing=message.id,
+                           edit_draft=content, status=exc.status)
+    begin(answer)
+    return _path_changed(new.conversation, answer, moved=True)
+
+
+def chosen(message: Message):
+    """Show ``message``'s version (and the path through it)."""
+    tree.choose(message.conversation_id, message.id)
+    db.session.commit()
+    return _path_changed(message.conversation, message, moved=False)

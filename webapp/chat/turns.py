@@ -7,6 +7,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .. import tree
 from ..extensions import db, providers
 from ..models import (
     COMPLETE,
@@ -106,36 +107,8 @@ def _check_running(user: User, conversation: Conversation | None = None) -> None
                         f"{limit} at once): wait for one to finish or stop it.", 429)
 
 
-def retry_answer(answer: Message, user: User) -> Message:
-    """Make a failed or stopped answer streaming again, with the current settings, for the
-    caller to generate anew. Only the last message of a conversation can be retried."""
-    _lock_person(user)
-    # Read again under the lock: two retries of the same answer at once restart it once.
-    db.session.refresh(answer)
-    if answer.role != "assistant" or answer.status not in (STOPPED, ERROR):
-        db.session.commit()  # releases the lock
-        raise TurnError("Only an answer that failed or was stopped can be retried.", 409)
-    last = db.session.scalar(messages.last_id(answer.conversation_id))
-    if last != answer.id:
-        db.session.commit()
-        raise TurnError("Only the latest answer of a conversation can be retried.", 409)
-    _check_running(user)
-    provider, model, params = generation_choice(effective(user, answer.conversation))
-    now = utcnow()
-    answer.content, answer.html, answer.status, answer.error = "", None, STREAMING, None
-    answer.provider, answer.model, answer.params = provider, model, params
-    answer.stop_requested, answer.token_count, answer.finish_reason = False, 0, None
-    answer.first_token_at = answer.finished_at = answer.followed_until = None
-    answer.created_at = answer.updated_at = answer.started_at = now
-    answer.conversation.updated_at = now
-    db.session.commit()
-    return answer
-
-
-def start_turn(conversation: Conversation | None, user: User, content: str
-               ) -> tuple[Conversation, Message, Message]:
-    """Save the person's message and its answer, already claimed (streaming) for the caller
-    to generate; create the conversation if needed."""
+def _check_content(content: str) -> str:
+    """The message as it will be saved, or TurnError saying what is wrong with it."""
     content = (content or "").strip()
     limit = current_app.config["MAX_MESSAGE_CHARS"]
     if not content:
@@ -143,26 +116,155 @@ def start_turn(conversation: Conversation | None, user: User, content: str
     if len(content) > limit:
         raise TurnError(f"The message is too long: {len(content):,} characters "
                         f"(at most {limit:,}).")
+    return content
+
+
+def _reset(answer: Message, provider: str, model: str, params: dict[str, Any], now) -> None:
+    """Make ``answer`` a fresh streaming answer with these generation settings."""
+    answer.content, answer.html, answer.status, answer.error = "", None, STREAMING, None
+    answer.provider, answer.model, answer.params = provider, model, params
+    answer.stop_requested, answer.token_count, answer.finish_reason = False, 0, None
+    answer.first_token_at = answer.finished_at = answer.followed_until = None
+    answer.history_skipped = 0
+    answer.created_at = answer.updated_at = answer.started_at = now
+
+
+def _locked_final_answer(answer: Message, user: User, allowed: tuple[str, ...], what: str
+                         ) -> None:
+    """Take the person's lock and read ``answer`` again under it (two requests at once act
+    once); TurnError unless it is an answer in one of the ``allowed`` statuses."""
+    _lock_person(user)
+    db.session.refresh(answer)
+    if answer.role != "assistant" or answer.status not in allowed:
+        db.session.commit()  # releases the lock
+        raise TurnError(what, 409)
+
+
+def _check_leaf(answer: Message, what: str) -> None:
+    """TurnError unless nothing follows ``answer`` (its text is no one's history yet)."""
+    if db.session.scalar(messages.HAS_CHILDREN, {"message_id": answer.id}):
+        db.session.commit()
+        raise TurnError(what, 409)
+
+
+def retry_answer(answer: Message, user: User) -> Message:
+    """Make a failed or stopped answer streaming again, with the current settings, for the
+    caller to generate anew. Only an answer nothing follows can be retried."""
+    _locked_final_answer(answer, user, (STOPPED, ERROR),
+                         "Only an answer that failed or was stopped can be retried.")
+    _check_leaf(answer, "Only the latest answer of a conversation can be retried.")
+    _check_running(user, answer.conversation)
+    now = utcnow()
+    _reset(answer, *generation_choice(effective(user, answer.conversation)), now)
+    answer.conversation.updated_at = now
+    tree.choose(answer.conversation_id, answer.id)
+    db.session.commit()
+    return answer
+
+
+def continue_answer(answer: Message, user: User) -> Message:
+    """Make an answer that was stopped or cut at its length streaming again with its text
+    kept, for the caller to ask the provider to go on (same provider, model and parameters)."""
+    _locked_final_answer(answer, user, (STOPPED, COMPLETE),
+                         "Only an answer that was stopped or cut at its length can be "
+                         "continued.")
+    if (answer.status == COMPLETE and answer.finish_reason != "length") or not answer.content:
+        db.session.commit()
+        raise TurnError("Only an answer that was stopped or cut at its length can be "
+                        "continued.", 409)
+    _check_leaf(answer, "Only the latest answer of a conversation can be continued.")
+    _check_running(user, answer.conversation)
+    now = utcnow()
+    answer.html, answer.status, answer.error, answer.stop_requested = None, STREAMING, None, False
+    answer.finish_reason = answer.finished_at = answer.followed_until = None
+    answer.updated_at = answer.started_at = now
+    answer.conversation.updated_at = now
+    tree.choose(answer.conversation_id, answer.id)
+    db.session.commit()
+    return answer
+
+
+def _insert(conversation: Conversation, parent_id: int | None, now, *, version: bool = False,
+            **values: Any) -> Message:
+    """Insert one message following ``parent_id``; a new ``version`` of existing siblings
+    becomes the one shown among them."""
+    message = db.session.scalars(messages.INSERT, [{
+        "conversation_id": conversation.id, "parent_id": parent_id, "selected": True,
+        "created_at": now, "updated_at": now, **values}]).one()
+    if version:
+        db.session.execute(messages.CHOOSE, {"conversation_id": conversation.id,
+                                             "parent_id": parent_id, "message_id": message.id})
+    return message
+
+
+def _insert_answer(conversation: Conversation, parent_id: int, user: User, now, *,
+                   version: bool = False) -> Message:
+    """A new streaming answer to ``parent_id`` with the current generation settings."""
+    provider, model, params = generation_choice(effective(user, conversation))
+    return _insert(conversation, parent_id, now, version=version, role="assistant", content="",
+                   status=STREAMING, provider=provider, model=model, params=params,
+                   started_at=now)
+
+
+def _touch(conversation: Conversation, now) -> None:
+    db.session.execute(conversations.TOUCH, {"conversation_id": conversation.id, "now": now})
+    set_committed_value(conversation, "updated_at", now)
+
+
+def regenerate_answer(answer: Message, user: User) -> Message:
+    """A new version of ``answer`` (a sibling, shown from now on) streaming with the current
+    settings, for the caller to generate; the earlier versions stay."""
+    conversation = answer.conversation
+    if answer.role != "assistant" or answer.parent_id is None:
+        raise TurnError("Only an answer can be regenerated.", 409)
+    _check_running(user, conversation)
+    now = utcnow()
+    _touch(conversation, now)
+    new = _insert_answer(conversation, answer.parent_id, user, now, version=True)
+    db.session.commit()
+    return new
+
+
+def edit_message(message: Message, user: User, content: str) -> tuple[Message, Message]:
+    """A new version of the person's ``message`` with ``content`` (a sibling, shown from now
+    on) and its answer, streaming, for the caller to generate; the old branch stays."""
+    if message.role != "user":
+        raise TurnError("Only your own messages can be edited.", 409)
+    content = _check_content(content)
+    conversation = message.conversation
     _check_running(user, conversation)
     if user.settings is None:
         user.settings = UserSettings()
-    provider, model, params = generation_choice(effective(user, conversation))
+    now = utcnow()
+    _touch(conversation, now)
+    new = _insert(conversation, message.parent_id, now, version=True, role="user",
+                  content=content,
+                  status=COMPLETE)
+    answer = _insert_answer(conversation, new.id, user, now)
+    db.session.commit()
+    return new, answer
+
+
+def start_turn(conversation: Conversation | None, user: User, content: str
+               ) -> tuple[Conversation, Message, Message]:
+    """Save the person's message, following the conversation's current path, and its answer,
+    already claimed (streaming) for the caller to generate; create the conversation if
+    needed."""
+    content = _check_content(content)
+    _check_running(user, conversation)
+    if user.settings is None:
+        user.settings = UserSettings()
     now = utcnow()
     if conversation is None:
         conversation = Conversation(user_id=user.id, title=title_from(content), updated_at=now)
         db.session.add(conversation)
         db.session.flush()
+        parent_id = None
     else:
-        db.session.execute(conversations.TOUCH, {"conversation_id": conversation.id, "now": now})
-        set_committed_value(conversation, "updated_at", now)
-    # Both rows in one INSERT ... RETURNING (the same keys in each, so they go together).
-    common = {"conversation_id": conversation.id, "created_at": now, "updated_at": now}
-    user_message, answer = db.session.scalars(messages.INSERT, [
-        {**common, "role": "user", "content": content, "status": COMPLETE, "provider": None,
-         "model": None, "params": None, "started_at": None},
-        {**common, "role": "assistant", "content": "",
-         "status": STREAMING, "provider": provider, "model": model,
-         "params": params, "started_at": now},
-    ]).all()
+        _touch(conversation, now)
+        parent_id = tree.load(conversation.id).leaf()
+    user_message = _insert(conversation, parent_id, now, role="user", content=content,
+                           status=COMPLETE)
+    answer = _insert_answer(conversation, user_message.id, user, now)
     db.session.commit()
     return conversation, user_message, answer

@@ -1,6 +1,7 @@
 """The chat's routes: the page, the sidebar list, posting a message, an answer's stream, Stop,
-Retry, and one message as it stands. Each reads the request and hands over to the modules
-beside it (``pages``, ``replies``, ``answers``, ``events``, ``sidebar``)."""
+Retry, Regenerate, Edit, Continue, choosing a version, and one message as it stands. Each reads
+the request and hands over to the modules beside it (``pages``, ``replies``, ``answers``,
+``events``, ``sidebar``)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,18 @@ from . import bp, fragments
 from .answers import begin_if_pending, bring_up_to_date, stop_answer
 from .events import answer_stream, resume_offset
 from .limits import message_limit, person_key
-from .pages import render_page
-from .replies import back_to, new_conversation, new_message, retried
+from .pages import render_page, show_version
+from .replies import (
+    back_to,
+    chosen,
+    continued,
+    edit_form,
+    edited,
+    new_conversation,
+    new_message,
+    regenerated,
+    retried,
+)
 from .sidebar import running, sidebar_page
 
 
@@ -51,8 +62,12 @@ def sidebar_item(conversation_id: int):
 @bp.get("/c/<int:conversation_id>")
 @login_required
 def conversation(conversation_id: int):
-    """A conversation with its history and the composer."""
-    return render_page(owned_or_404(Conversation, conversation_id))
+    """A conversation with its history and the composer. ``?show=N`` shows the version of the
+    conversation that holds message N (a search hit; kept as the version shown), ``?edit=N``
+    shows message N as its edit form (the way to edit without JavaScript)."""
+    conversation = owned_or_404(Conversation, conversation_id)
+    show_version(conversation, request.args.get("show", type=int))
+    return render_page(conversation, editing=request.args.get("edit", type=int))
 
 
 @bp.post("/c")
@@ -107,6 +122,44 @@ def stop(message_id: int):
 def retry(message_id: int):
     """Generate a failed or stopped answer again (it must be the conversation's last)."""
     return retried(owned_or_404(Message, message_id))
+
+
+@bp.post("/m/<int:message_id>/regenerate")
+@login_required
+@limiter.limit(message_limit, key_func=person_key)
+def regenerate(message_id: int):
+    """A new version of an answer, generated with the current settings (the others stay)."""
+    return regenerated(owned_or_404(Message, message_id))
+
+
+@bp.post("/m/<int:message_id>/continue")
+@login_required
+@limiter.limit(message_limit, key_func=person_key)
+def continue_(message_id: int):
+    """Ask the provider to go on with an answer that was stopped or cut at its length."""
+    return continued(owned_or_404(Message, message_id))
+
+
+@bp.get("/m/<int:message_id>/edit")
+@login_required
+def edit(message_id: int):
+    """The person's message as a form to edit it in place."""
+    return edit_form(owned_or_404(Message, message_id))
+
+
+@bp.post("/m/<int:message_id>/edit")
+@login_required
+@limiter.limit(message_limit, key_func=person_key)
+def save_edit(message_id: int):
+    """Send an edited version of the person's message (a new version, with its answer)."""
+    return edited(owned_or_404(Message, message_id), request.form.get("content", ""))
+
+
+@bp.post("/m/<int:message_id>/choose")
+@login_required
+def choose(message_id: int):
+    """Show this version of a message (kept on the server: reloads, tabs and shares agree)."""
+    return chosen(owned_or_404(Message, message_id))
 
 
 @bp.get("/m/<int:message_id>")

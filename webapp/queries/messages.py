@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, bindparam, func, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, literal, select, update
 
 from ..models import PENDING, RUNNING_STATUSES, STREAMING, Conversation, Message
 
@@ -11,12 +11,6 @@ def owned(message_id: int, user_id: int) -> Select:
     """One message if, and only if, ``user_id`` owns its conversation."""
     return (select(Message).join(Conversation)
             .where(Message.id == message_id, Conversation.user_id == user_id))
-
-
-def last_id(conversation_id: int) -> Select:
-    """The id of a conversation's latest message."""
-    return (select(Message.id).where(Message.conversation_id == conversation_id)
-            .order_by(Message.id.desc()).limit(1))
 
 
 # Run at every turn, so built once (see the package's docstring). A person's answers being
@@ -43,19 +37,45 @@ INSERT = insert(Message).returning(Message, sort_by_parameter_order=True)
 # second per running answer for the saver): built once (see the package's docstring).
 _messages = Message.__table__
 
-#: The latest ``most`` messages before ``message_id`` in its conversation, newest first.
-HISTORY = (select(_messages.c.role, _messages.c.content)
-           .where(_messages.c.conversation_id == bindparam("conversation_id"),
-                  _messages.c.id < bindparam("message_id"))
-           .order_by(_messages.c.id.desc()).limit(bindparam("most")))
+def _ancestors(name: str, most=None):
+    """A recursive CTE of the messages above ``message_id`` on its branch (its parent, the
+    parent's parent…), each with its ``depth`` (1 for the parent); at most ``most`` of them
+    when given. Ids only grow down a branch, but a branch is not an id range: siblings sit
+    between, so the path is walked through ``parent_id``."""
+    start = (select(_messages.c.id, _messages.c.parent_id, _messages.c.role,
+                    _messages.c.content, literal(1).label("depth"))
+             .where(_messages.c.id == select(_messages.c.parent_id)
+                    .where(_messages.c.id == bindparam("message_id")).scalar_subquery())
+             .cte(name, recursive=True))
+    step = (select(_messages.c.id, _messages.c.parent_id, _messages.c.role,
+                   _messages.c.content, start.c.depth + 1)
+            .where(_messages.c.id == start.c.parent_id))
+    if most is not None:
+        step = step.where(start.c.depth < most)
+    return start.union_all(step)
 
-#: How many messages before ``message_id`` could be sent upstream (a person's or an answer,
+
+_up_to_most = _ancestors("up_to_most", bindparam("most"))
+_up_all = _ancestors("up_all")
+
+#: The latest ``most`` messages above ``message_id`` on its branch, nearest first.
+HISTORY = (select(_up_to_most.c.role, _up_to_most.c.content)
+           .order_by(_up_to_most.c.depth).limit(bindparam("most")))
+
+#: How many messages above ``message_id`` could be sent upstream (a person's or an answer,
 #: not empty): what ``HISTORY`` would give without its bounds.
-COUNT_HISTORY = (select(func.count()).select_from(_messages)
-                 .where(_messages.c.conversation_id == bindparam("conversation_id"),
-                        _messages.c.id < bindparam("message_id"),
-                        _messages.c.role.in_(("user", "assistant")),
-                        _messages.c.content != ""))
+COUNT_HISTORY = (select(func.count()).select_from(_up_all)
+                 .where(_up_all.c.role.in_(("user", "assistant")), _up_all.c.content != ""))
+
+#: Makes ``message_id`` the one version shown among the messages following ``parent_id``.
+CHOOSE = (update(_messages)
+          .where(_messages.c.conversation_id == bindparam("conversation_id"),
+                 _messages.c.parent_id.is_not_distinct_from(bindparam("parent_id")))
+          .values(selected=_messages.c.id == bindparam("message_id")))
+
+#: Whether any message follows ``message_id``.
+HAS_CHILDREN = select(select(_messages.c.id)
+                      .where(_messages.c.parent_id == bindparam("message_id")).exists())
 
 #: Moves a pending answer to streaming and returns what its job needs; no row if it was not
 #: pending (another request claimed it, or it ended).

@@ -78,7 +78,7 @@ class Generation:
         self.keepalive = float(config["STREAM_KEEPALIVE_SECONDS"])
         self.time_limit = float(config["STREAM_MAX_SECONDS"])
         #: What pages listen to: the text published so far.
-        self.live = Live(job.message_id)
+        self.live = Live(job.message_id, job.prefix)
         #: The text so far, token by token, and when the first came (read by the saver).
         self.parts: list[str] = []
         self.first_token_at: datetime | None = None
@@ -169,7 +169,8 @@ class Generation:
         job, out = self.job, self.outcome
         out.end(self._failure, self.cancel)
         self.cancel.cancel()
-        out.text, out.tokens = "".join(self.parts), len(self.parts)
+        out.text = self.job.prefix + "".join(self.parts)
+        out.tokens = self.job.prefix_tokens + len(self.parts)
         out.seconds = time.monotonic() - started
         saver_for(self.app).remove(self)
         try:

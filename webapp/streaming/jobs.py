@@ -30,6 +30,10 @@ class Job:
     messages: list[dict[str, str]]
     #: Earlier messages left out of ``messages`` by the history bounds.
     skipped: int = 0
+    #: The answer's text so far when it is continued (the provider is asked to go on from
+    #: it: ``messages`` then ends with it as an assistant message), and its token count.
+    prefix: str = ""
+    prefix_tokens: int = 0
 
 
 def history_for(message_id: int, conversation_id: int, system: str,
@@ -86,14 +90,17 @@ def align_history(messages: list[dict[str, str]], skipped: int,
 
 
 def job_for(message_id: int, conversation_id: int, provider: str | None, model: str | None,
-            stored: dict[str, Any] | None, config: dict[str, Any]) -> Job:
+            stored: dict[str, Any] | None, config: dict[str, Any], *, prefix: str = "",
+            prefix_tokens: int = 0) -> Job:
     """The job of an answer that is already claimed, from its row's values (in the caller's
-    session, which reads the history)."""
+    session, which reads the history); with ``prefix``, the job goes on from that text."""
     params = dict(stored or {})
     system = params.pop("system_prompt", "")
     messages, skipped = history_for(message_id, conversation_id, system, config)
+    if prefix:
+        messages.append({"role": "assistant", "content": prefix})
     return Job(message_id, conversation_id, provider or "", model or "", params, messages,
-               skipped)
+               skipped, prefix, prefix_tokens)
 
 
 def claim(app: Flask, message_id: int) -> Job | None:

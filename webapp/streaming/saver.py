@@ -106,9 +106,11 @@ class Saver:
     @staticmethod
     def _row(generation: Generation, now) -> dict:
         count = len(generation.parts)  # the generation's thread may be adding to them
-        return {"mid": generation.job.message_id, "content": "".join(generation.parts[:count]),
-                "token_count": count, "first_token_at": generation.first_token_at,
-                "updated_at": now}
+        job = generation.job
+        return {"mid": job.message_id,
+                "content": job.prefix + "".join(generation.parts[:count]),
+                "token_count": job.prefix_tokens + count,
+                "first_token_at": generation.first_token_at, "updated_at": now}
 
 
 def saver_for(app: Flask) -> Saver:

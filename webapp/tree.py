@@ -118,5 +118,5 @@ def choose(conversation_id: int, message_id: int, tree: Tree | None = None) -> N
         parent = tree.parent[node]
         if tree.chosen_child(parent) == node and node in tree.selected:
             continue
-        db.session.execute(queries.CHOOSE, {"conversation_id": conversation_id,
-                                            "parent_id": parent, "message_id": node})
+        db.session.execute(queries.CHOOSE, {"cid": conversation_id, "parent": parent,
+                                            "chosen": node})

@@ -192,8 +192,8 @@ def _insert(conversation: Conversation, parent_id: int | None, now, *, version: 
         "conversation_id": conversation.id, "parent_id": parent_id, "selected": True,
         "created_at": now, "updated_at": now, **values}]).one()
     if version:
-        db.session.execute(messages.CHOOSE, {"conversation_id": conversation.id,
-                                             "parent_id": parent_id, "message_id": message.id})
+        db.session.execute(messages.CHOOSE, {"cid": conversation.id, "parent": parent_id,
+                                             "chosen": message.id})
     return message
 
 

@@ -140,19 +140,17 @@ def continue_(message_id: int):
     return continued(owned_or_404(Message, message_id))
 
 
-@bp.get("/m/<int:message_id>/edit")
+@bp.route("/m/<int:message_id>/edit", methods=["GET", "POST"])
 @login_required
+@limiter.limit(message_limit, key_func=person_key, exempt_when=lambda: request.method == "GET")
 def edit(message_id: int):
-    """The person's message as a form to edit it in place."""
-    return edit_form(owned_or_404(Message, message_id))
-
-
-@bp.post("/m/<int:message_id>/edit")
-@login_required
-@limiter.limit(message_limit, key_func=person_key)
-def save_edit(message_id: int):
-    """Send an edited version of the person's message (a new version, with its answer)."""
-    return edited(owned_or_404(Message, message_id), request.form.get("content", ""))
+    """The person's message as a form to edit it in place (GET); send the edited version
+    (POST: a new version of the message, with its answer; the old branch stays). One rule for
+    both, so an id past the database answers 404 to either method."""
+    message = owned_or_404(Message, message_id)
+    if request.method == "GET":
+        return edit_form(message)
+    return edited(message, request.form.get("content", ""))
 
 
 @bp.post("/m/<int:message_id>/choose")

@@ -67,11 +67,12 @@ HISTORY = (select(_up_to_most.c.role, _up_to_most.c.content)
 COUNT_HISTORY = (select(func.count()).select_from(_up_all)
                  .where(_up_all.c.role.in_(("user", "assistant")), _up_all.c.content != ""))
 
-#: Makes ``message_id`` the one version shown among the messages following ``parent_id``.
+#: Makes ``chosen`` the one version shown among the messages following ``parent`` in
+#: conversation ``cid`` (bind names unlike the columns': an UPDATE keeps those for its SET).
 CHOOSE = (update(_messages)
-          .where(_messages.c.conversation_id == bindparam("conversation_id"),
-                 _messages.c.parent_id.is_not_distinct_from(bindparam("parent_id")))
-          .values(selected=_messages.c.id == bindparam("message_id")))
+          .where(_messages.c.conversation_id == bindparam("cid"),
+                 _messages.c.parent_id.is_not_distinct_from(bindparam("parent")))
+          .values(selected=_messages.c.id == bindparam("chosen")))
 
 #: Whether any message follows ``message_id``.
 HAS_CHILDREN = select(select(_messages.c.id)

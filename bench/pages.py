@@ -1,10 +1,12 @@
 """Server time of the pages that grow: a conversation with many messages, a long sidebar.
 
-    .venv/bin/python -m bench.pages [--messages 1000] [--conversations 10000] [--runs 30]
+    .venv/bin/python -m bench.pages [--messages 1000] [--versions 3] [--conversations 10000]
+                                    [--runs 30]
 
 Builds a fresh SQLite database (or ``--database URL``) with one person who has
-``--conversations`` conversations, one of them with ``--messages`` messages (markdown with code,
-as answers are), then times the whole request in-process (Flask's test client: routing,
+``--conversations`` conversations, one of them with ``--messages`` messages on its shown path
+(markdown with code, as answers are), each answer in ``--versions`` versions (the middle one
+shown, so the path is not simply the newest rows), then times the whole request in-process (Flask's test client: routing,
 queries, templates, markdown) for the conversation page, the first sidebar page (``/``, a new
 chat) and the sidebar's next page. Prints the median and the 90th percentile.
 """
@@ -36,7 +38,7 @@ ANSWER = ("Here is how:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\n"
           "It returns **the sum**; see [the docs](https://docs.python.org/).\n\n- one\n- two\n")
 
 
-def build(app, messages: int, conversations: int) -> int:
+def build(app, messages: int, conversations: int, versions: int = 1) -> int:
     """Fill the database; returns the big conversation's id."""
     html = str(render_markdown(ANSWER))
 
@@ -54,14 +56,27 @@ def build(app, messages: int, conversations: int) -> int:
         db.session.flush()
         params = {"temperature": 0.5, "top_p": 1.0, "presence_penalty": 0.0,
                   "frequency_penalty": 0.0}
-        db.session.execute(insert(Message), [{
-            "conversation_id": big.id, "role": "user" if i % 2 == 0 else "assistant",
-            "content": f"Question {i}: how do I add two numbers?" if i % 2 == 0 else ANSWER,
-            "html": None if i % 2 == 0 else html,
-            "status": "complete", "provider": "equing", "model": "gpt-3.5-turbo",
-            "params": params if i % 2 else None, "created_at": now, "updated_at": now,
-            "started_at": now, "first_token_at": now, "finished_at": now,
-            "stop_requested": False, "token_count": 40} for i in range(messages)])
+        rows = []
+        parent = None
+        for i in range(messages):
+            user = i % 2 == 0
+            common = {
+                "conversation_id": big.id, "role": "user" if user else "assistant",
+                "content": f"Question {i}: how do I add two numbers?" if user else ANSWER,
+                "html": None if user else html, "parent_id": parent,
+                "status": "complete", "provider": "equing", "model": "gpt-3.5-turbo",
+                "params": None if user else params, "created_at": now, "updated_at": now,
+                "started_at": now, "first_token_at": now, "finished_at": now,
+                "stop_requested": False, "token_count": 40}
+            count = 1 if user else versions
+            # Ids are given so that children can name their parents in one bulk insert.
+            first_id = len(rows) + 1
+            shown = first_id + count // 2
+            rows.extend({**common, "id": first_id + k, "selected": first_id + k == shown}
+                        for k in range(count))
+            parent = shown
+        for start in range(0, len(rows), 2000):
+            db.session.execute(insert(Message), rows[start:start + 2000])
         db.session.commit()
         return big.id
 
@@ -81,6 +96,8 @@ def timed(client, path: str, runs: int) -> list[float]:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--versions", type=int, default=3,
+                        help="versions of every answer (1: a conversation without any)")
     parser.add_argument("--conversations", type=int, default=10000)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--database", default="")
@@ -92,13 +109,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                           "RATELIMIT_ENABLED": False})
         with app.app_context():
             upgrade()
-        big = build(app, args.messages, args.conversations)
+        big = build(app, args.messages, args.conversations, args.versions)
         client = app.test_client()
         page = client.get("/login").get_data(as_text=True)
         client.post("/login", data={"username": "bench", "password": "bench-password",
                                     "csrf_token": csrf_from(page)})
         result = {}
-        for label, path in ((f"conversation page, {args.messages} messages", f"/c/{big}"),
+        for label, path in ((f"conversation page, {args.messages} messages "
+                             f"x{args.versions} versions", f"/c/{big}"),
                             (f"new chat with the sidebar, {args.conversations} conversations",
                              "/"),
                             ("sidebar's next page", "/conversations?page=2")):

@@ -23,6 +23,7 @@ from . import (
     settings,
     share,
 )
+from .chat.tools import message_tools
 from .checks import ConfigurationError, config_problems
 from .config import ROOT
 from .extensions import csrf, db, limiter, login_manager, talisman
@@ -101,4 +102,5 @@ def create_app(test_config: dict[str, Any] | None = None, migrations: bool = Tru
     app.jinja_env.filters["message_html"] = message_html
     app.jinja_env.filters["message_info"] = message_info
     app.jinja_env.filters["streaming_parts"] = streaming_parts
+    app.jinja_env.globals["message_tools"] = message_tools
     return app

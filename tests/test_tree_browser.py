@@ -118,6 +118,13 @@ def test_enter_in_the_edit_form_sends_it(page, server):
     expect(body(answers(page).last)).to_contain_text("to Edited with Enter.", timeout=WAIT)
 
 
+def test_escape_in_the_edit_form_cancels_it(page, server):
+    chat_in_browser(page, server.base, "Edit me then Escape")
+    edit(page, user_messages(page).last, "Never sent").press("Escape")
+    expect(page.get_by_role("textbox", name="Edit your message")).to_have_count(0)
+    expect(body(user_messages(page).last)).to_have_text("Edit me then Escape")
+
+
 def test_edit_makes_a_branch_and_previous_version_brings_the_old_one_back(page, server):
     chat_in_browser(page, server.base, "Edit me")
     old_answer = body(answers(page).last).inner_text()
@@ -166,6 +173,38 @@ def test_the_upstream_is_sent_the_branch_shown(page, server, fault_server):
         ("user", "Turn one"), ("assistant", said[0]), ("user", "Turn two"),
         ("assistant", said[1]), ("user", "Turn three"), ("assistant", said[2]),
         ("user", "Turn four")]
+
+
+def test_regenerating_an_earlier_answer_hides_the_turns_after_it_until_chosen_back(page,
+                                                                                  server):
+    chat_in_browser(page, server.base, "Early turn")
+    send(page, "Later turn", 2)
+    early = body(answers(page).first).inner_text()
+    answers(page).first.get_by_role("button", name="Regenerate").click()
+    # The new version starts a branch of its own: the later turn is on the other one.
+    expect(count(answers(page).first)).to_have_text("2 / 2", timeout=WAIT)
+    expect(user_messages(page)).to_have_count(1)
+    assert body(answers(page).first).inner_text() != early
+    answers(page).first.get_by_role("button", name="Previous version").click()
+    expect(user_messages(page)).to_have_count(2)
+    expect(body(answers(page).first)).to_have_text(early)
+    expect(body(user_messages(page).last)).to_have_text("Later turn")
+
+
+def test_a_search_hit_in_another_version_opens_that_version(page, server):
+    conversation = chat_in_browser(page, server.base, "Find my first answer")
+    first = body(answers(page).last).inner_text()
+    answers(page).last.get_by_role("button", name="Regenerate").click()
+    expect(count(answers(page).last)).to_have_text("2 / 2", timeout=WAIT)
+    number = first.split()[1]  # "Answer N to …": N is this version's alone
+    page.goto(f"{server.base}/search?q=Answer+{number}+to")
+    hit = page.locator(".hits a")
+    expect(hit).to_have_count(1)
+    assert f"/c/{conversation}" in hit.get_attribute("href")
+    hit.click()
+    # The page opened from the hit shows the text that was found.
+    expect(body(answers(page).last)).to_have_text(first)
+    expect(count(answers(page).last)).to_have_text("1 / 2")
 
 
 def test_continue_a_stopped_answer_goes_on_in_the_same_article(page, server, fault_server):

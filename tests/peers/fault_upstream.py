@@ -370,6 +370,34 @@ class Handler(BaseHTTPRequestHandler):
         self.end_chunks()
 
 
+    def scenario_tree(self, body):
+        # Every answer differs, "Answer N to <the person's last message>." (N counts this
+        # scenario's requests), so a page can tell the versions of an answer apart; what each
+        # request was sent is in ``requests``. The person's message sets the pace: with "slow"
+        # in it a word comes every 50 ms for 15 s (time to press Stop), with "cut" the answer
+        # ends at the length limit. A continuation (the last message is the answer so far)
+        # goes on with " and the rest." and ends.
+        messages = (body or {}).get("messages") or [{}]
+        asked = next((m.get("content", "") for m in reversed(messages)
+                      if m.get("role") == "user"), "")
+        number = sum(1 for r in self.server.requests if r["scenario"] == "tree")
+        finish = "stop"
+        if messages[-1].get("role") == "assistant":
+            tokens = [" and", " the", " rest."]
+        elif "slow" in asked:
+            tokens = [f"s{i} " for i in range(300)]
+        else:
+            tokens = ["Answer ", f"{number} ", "to ", f"{asked}."]
+            finish = "length" if "cut" in asked else "stop"
+        try:
+            self.stream([event(chunk(t)) for t in tokens]
+                        + [event(chunk("", finish)), event("[DONE]")],
+                        pause=0.05 if "slow" in asked else 0.01)
+        except OSError:
+            self.server.closed_at.append(time.monotonic())
+            self.close_connection = True
+
+
 class FaultServer(ThreadingHTTPServer):
     """The server; ``requests`` and ``closed_at`` record what happened."""
 

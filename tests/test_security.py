@@ -113,8 +113,8 @@ def test_hostile_model_output_is_inert_everywhere(alice, app, scripted, name):
     # (our own <details> holds the message's settings, a hostile one would carry ontoggle;
     # our own <template> holds the message's source as escaped text, for Copy; our own forms
     # are the message's controls)
-    assert audit(re.sub(r'<form (class="msg-actions?|method="post" action="/m/\d+/choose").*?</form>',
-                        "", region, flags=re.S), {"details", "template"}) == []
+    assert audit(re.sub(r'<form class="msg-actions?.*?</form>', "", region, flags=re.S),
+                 {"details", "template"}) == []
     link = share(alice, conversation_id)
     shared = app.test_client().get(link).get_data(as_text=True)
     shared_region = shared[shared.index('class="messages"'):]

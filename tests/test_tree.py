@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from helpers import read_stream, rows, send, start_chat
+from helpers import ANSWER, read_stream, rows, send, start_chat
 
 from webapp.extensions import db
 from webapp.models import Message
@@ -163,4 +163,22 @@ def test_show_opens_the_version_holding_a_message(alice, scripted):
     read_stream(alice, new_id)
     page = alice.get(f"/c/{conversation_id}?show={ids[-1]}").get_data(as_text=True)
     assert ">three<" in page and "another three" not in page
-    assert ">three<" in page_of(alice, conversation_id)  # and it stays shown
+    assert "another three" in page_of(alice, conversation_id)  # a GET changes nothing
+    # A message sent from that page follows the version it shows, which is then kept.
+    shown = re.search(r'name="shown" id="composer-shown" value="(\d+)"', page)[1]
+    assert int(shown) == ids[-1]
+    scripted.tokens = ["four"]
+    response = alice.post(f"/c/{conversation_id}/messages", {"content": "more", "shown": shown})
+    read_stream(alice, int(ANSWER.findall(response.get_data(as_text=True))[-1]))
+    assert [c for _, c in sent(scripted)][-3:] == ["question three", "three", "more"]
+    page = page_of(alice, conversation_id)
+    assert ">three<" in page and "another three" not in page and "more" in page
+
+
+def test_a_stale_page_sends_after_what_was_added_since(alice, scripted):
+    conversation_id, ids = chat_of_three(alice, scripted)
+    scripted.tokens = ["four"]
+    # The page still says the third answer is its last, but a fourth turn came since.
+    response = alice.post(f"/c/{conversation_id}/messages", {"content": "late", "shown": ids[1]})
+    read_stream(alice, int(ANSWER.findall(response.get_data(as_text=True))[-1]))
+    assert [c for _, c in sent(scripted)][-3:] == ["question three", "three", "late"]

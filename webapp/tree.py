@@ -56,14 +56,24 @@ class Tree:
             return None
         return next((c for c in reversed(children) if c in self.selected), children[-1])
 
-    def path(self) -> list[int]:
-        """The ids of the current path, first message to last."""
+    def path(self, through: int | None = None) -> list[int]:
+        """The ids of the current path, first message to last; with ``through`` (a message of
+        this tree), the path through it instead: its ancestors, it, then the versions chosen
+        below it."""
+        forced = set(self.ancestors(through)) if through in self.parent else set()
         path: list[int] = []
-        node = self.chosen_child(None)
+        node = self._next(None, forced)
         while node is not None:
             path.append(node)
-            node = self.chosen_child(node)
+            node = self._next(node, forced)
         return path
+
+    def _next(self, parent_id: int | None, forced: set[int]) -> int | None:
+        """The child of ``parent_id`` on the path: one in ``forced``, else the chosen one."""
+        for child in self.children.get(parent_id, ()):
+            if child in forced:
+                return child
+        return self.chosen_child(parent_id)
 
     def leaf(self) -> int | None:
         """The last message of the current path (what a new message follows)."""
@@ -86,6 +96,15 @@ class Tree:
             node = self.parent[node]
         return chain
 
+    def parent_for_new(self, shown: int | None) -> int | None:
+        """What a new message of the person follows: ``shown`` (the last message their page
+        shows) when it is a message of this tree that nothing follows yet, so a page showing
+        another branch than the one kept on the server carries on its own; else the end of
+        the current path (a page that is behind sends after what was added since)."""
+        if shown in self.parent and not self.children.get(shown):
+            return shown
+        return self.leaf()
+
     def has_children(self, message_id: int) -> bool:
         """Whether any message follows ``message_id`` (in any version)."""
         return bool(self.children.get(message_id))
@@ -99,10 +118,12 @@ def load(conversation_id: int) -> Tree:
     return Tree(rows)
 
 
-def path_messages(conversation_id: int, tree: Tree | None = None) -> tuple[list[Message], Tree]:
-    """The messages of the current path, in order, and the conversation's tree."""
+def path_messages(conversation_id: int, tree: Tree | None = None, through: int | None = None
+                  ) -> tuple[list[Message], Tree]:
+    """The messages of the current path (or of the path ``through`` a message), in order, and
+    the conversation's tree."""
     tree = tree if tree is not None else load(conversation_id)
-    ids = tree.path()
+    ids = tree.path(through)
     if not ids:
         return [], tree
     messages = db.session.scalars(select(Message).where(Message.id.in_(ids))

@@ -415,6 +415,8 @@ class FaultServer(ThreadingHTTPServer):
         self.closed_at: list[float] = []
         self._gates: list[tuple[threading.Semaphore, bool]] = []
         self._gates_lock = threading.Lock()
+        #: Word index -> threading.Event the ``words`` scenario waits for before that word.
+        self.holds: dict[int, threading.Event] = {}
 
     def gate(self, hold_first: bool = False) -> threading.Semaphore:
         """A gate for the next ``numbered`` request: each ``release()`` lets one more group of
@@ -428,8 +430,6 @@ class FaultServer(ThreadingHTTPServer):
         """The gate for this ``numbered`` request, in the order they were asked for."""
         with self._gates_lock:
             return self._gates.pop(0) if self._gates else (None, False)
-        #: Word index -> threading.Event the ``words`` scenario waits for before that word.
-        self.holds: dict[int, threading.Event] = {}
 
     def handle_error(self, request, client_address):
         # Clients that go away mid-stream are the point of several scenarios; no tracebacks.

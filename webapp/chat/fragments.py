@@ -53,3 +53,9 @@ def sidebar_items(conversations: list[Conversation], more: bool, page: int, curr
 def sidebar_item(conversation: Conversation, current: int, running: bool) -> str:
     """One item of the sidebar list (asked for again while its answer is being written)."""
     return str(macro(MACROS, "sidebar_item")(conversation, current, running))
+
+
+def composer_shown(message_id: int | None) -> str:
+    """The composer's note of the last message the page shows, replacing the one on the page
+    (a new message follows it: ``Tree.parent_for_new``)."""
+    return str(macro(MACROS, "composer_shown")(message_id, oob=True))

@@ -17,11 +17,13 @@ from .sidebar import sidebar_page
 
 
 def conversation_context(conversation: Conversation,
-                         settings_form: GenerationForm | None = None) -> dict[str, Any]:
-    """What the page shows of a conversation: its messages (running answers past their
-    deadline ended first), its shared link, and its settings form (``settings_form`` when the
-    page shows one refused, else a fresh one)."""
-    messages, shape = tree.path_messages(conversation.id)
+                         settings_form: GenerationForm | None = None,
+                         show: int | None = None) -> dict[str, Any]:
+    """What the page shows of a conversation: the messages of its current path, or of the
+    path through message ``show`` (running answers past their deadline ended first), its
+    shared link, and its settings form (``settings_form`` when the page shows one refused,
+    else a fresh one)."""
+    messages, shape = tree.path_messages(conversation.id, through=show)
     if any(mark_interrupted(m) for m in messages):
         db.session.commit()
     share = conversation.shares[0] if conversation.shares else None
@@ -29,27 +31,17 @@ def conversation_context(conversation: Conversation,
             "settings_form": settings_form or conversation_form(conversation)}
 
 
-def show_version(conversation: Conversation, message_id: int | None) -> None:
-    """Make the version of ``conversation`` that holds ``message_id`` the one shown (a
-    message of another conversation, or none, changes nothing)."""
-    if message_id is None:
-        return
-    shape = tree.load(conversation.id)
-    if message_id in shape:
-        tree.choose(conversation.id, message_id, shape)
-        db.session.commit()
-
-
 def render_page(conversation: Conversation | None, *, error: str | None = None,
                 draft: str = "", settings_form: GenerationForm | None = None,
                 editing: int | None = None, edit_draft: str | None = None,
-                status: int = 200) -> tuple[str, int]:
+                show: int | None = None, status: int = 200) -> tuple[str, int]:
     """The chat page of ``conversation`` (a new chat when None), with ``error`` and ``draft``
     in the composer when a message was refused, and message ``editing`` shown as its edit
-    form (with ``edit_draft`` when an edit was refused); as a response and its status."""
+    form (with ``edit_draft`` when an edit was refused), the path through message ``show``
+    instead of the current one; as a response and its status."""
     conversations, more, running = sidebar_page(current_user.id, 1)
     shown = ({"messages": [], "tree": None, "share": None, "settings_form": settings_form}
-             if conversation is None else conversation_context(conversation, settings_form))
+             if conversation is None else conversation_context(conversation, settings_form, show))
     page = render_template("chat/page.html", conversation=conversation,
                            conversations=conversations, more=more, running=running,
                            error=error, draft=draft, editing=editing, edit_draft=edit_draft,

@@ -58,11 +58,13 @@ def new_conversation(content: str):
     return response
 
 
-def new_message(conversation: Conversation, content: str):
-    """Add ``content`` and its answer to ``conversation`` and start the answer: the turn's
-    HTML for htmx (its answer then opens its stream), else back to the page."""
+def new_message(conversation: Conversation, content: str, shown: int | None = None):
+    """Add ``content`` and its answer to ``conversation`` (after ``shown``, the last message
+    the page showed, see ``start_turn``) and start the answer: the turn's HTML for htmx (its
+    answer then opens its stream), else back to the page."""
     try:
-        conversation, user_message, answer = start_turn(conversation, current_user, content)
+        conversation, user_message, answer = start_turn(conversation, current_user, content,
+                                                        shown)
     except TurnError as exc:
         return refused(exc, conversation, content)
     begin(answer)
@@ -70,7 +72,8 @@ def new_message(conversation: Conversation, content: str):
         return back_to(answer)
     # The conversation moved to the top of the sidebar: the list follows out of band.
     sidebar = conversation_list_oob(current_user.id, conversation.id)
-    return fragment(fragments.turn(user_message, answer) + sidebar)
+    return fragment(fragments.turn(user_message, answer) + sidebar
+                    + fragments.composer_shown(answer.id))
 
 
 def _not_done(exc: TurnError, message: Message):
@@ -117,6 +120,7 @@ def _path_changed(conversation: Conversation, shown: Message, moved: bool):
         return back_to(shown)
     messages, shape = tree.path_messages(conversation.id)
     html = fragments.messages(messages, shape)
+    html += fragments.composer_shown(messages[-1].id if messages else None)
     if moved:
         html += conversation_list_oob(current_user.id, conversation.id)
     return fragment(html)

@@ -221,6 +221,9 @@ def regenerate_answer(answer: Message, user: User) -> Message:
     now = utcnow()
     _touch(conversation, now)
     new = _insert_answer(conversation, answer.parent_id, user, now, version=True)
+    # Shown from now on, and the path above it too: a page showing another branch than the
+    # one kept on the server regenerates on the branch it shows.
+    tree.choose(conversation.id, new.id)
     db.session.commit()
     return new
 
@@ -241,15 +244,17 @@ def edit_message(message: Message, user: User, content: str) -> tuple[Message, M
                   content=content,
                   status=COMPLETE)
     answer = _insert_answer(conversation, new.id, user, now)
+    tree.choose(conversation.id, new.id)  # the path above it too (see regenerate_answer)
     db.session.commit()
     return new, answer
 
 
-def start_turn(conversation: Conversation | None, user: User, content: str
-               ) -> tuple[Conversation, Message, Message]:
-    """Save the person's message, following the conversation's current path, and its answer,
-    already claimed (streaming) for the caller to generate; create the conversation if
-    needed."""
+def start_turn(conversation: Conversation | None, user: User, content: str,
+               shown: int | None = None) -> tuple[Conversation, Message, Message]:
+    """Save the person's message and its answer, already claimed (streaming) for the caller
+    to generate; create the conversation if needed. The message follows ``shown``, the last
+    message the person's page shows, when nothing follows it yet, else the end of the current
+    path (``Tree.parent_for_new``)."""
     content = _check_content(content)
     _check_running(user, conversation)
     if user.settings is None:
@@ -262,7 +267,10 @@ def start_turn(conversation: Conversation | None, user: User, content: str
         parent_id = None
     else:
         _touch(conversation, now)
-        parent_id = tree.load(conversation.id).leaf()
+        shape = tree.load(conversation.id)
+        parent_id = shape.parent_for_new(shown)
+        if parent_id != shape.leaf():  # another branch than the server's: shown from now on
+            tree.choose(conversation.id, parent_id, shape)
     user_message = _insert(conversation, parent_id, now, role="user", content=content,
                            status=COMPLETE)
     answer = _insert_answer(conversation, user_message.id, user, now)

@@ -16,7 +16,7 @@ from . import bp, fragments
 from .answers import begin_if_pending, bring_up_to_date, stop_answer
 from .events import answer_stream, resume_offset
 from .limits import message_limit, person_key
-from .pages import render_page, show_version
+from .pages import render_page
 from .replies import (
     back_to,
     chosen,
@@ -63,11 +63,12 @@ def sidebar_item(conversation_id: int):
 @login_required
 def conversation(conversation_id: int):
     """A conversation with its history and the composer. ``?show=N`` shows the version of the
-    conversation that holds message N (a search hit; kept as the version shown), ``?edit=N``
-    shows message N as its edit form (the way to edit without JavaScript)."""
-    conversation = owned_or_404(Conversation, conversation_id)
-    show_version(conversation, request.args.get("show", type=int))
-    return render_page(conversation, editing=request.args.get("edit", type=int))
+    conversation that holds message N (a search hit; the version kept on the server changes
+    only when the person acts there: a new message, a version chosen), ``?edit=N`` shows
+    message N as its edit form (the way to edit without JavaScript)."""
+    return render_page(owned_or_404(Conversation, conversation_id),
+                       editing=request.args.get("edit", type=int),
+                       show=request.args.get("show", type=int))
 
 
 @bp.post("/c")
@@ -84,7 +85,8 @@ def create():
 def post_message(conversation_id: int):
     """Add the person's message and a pending answer to a conversation."""
     conversation = owned_or_404(Conversation, conversation_id)
-    return new_message(conversation, request.form.get("content", ""))
+    return new_message(conversation, request.form.get("content", ""),
+                       request.form.get("shown", type=int))
 
 
 @bp.get("/m/<int:message_id>/stream")

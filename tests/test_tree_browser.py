@@ -67,6 +67,12 @@ def count(message):
     return message.locator(".version-count")
 
 
+def done(page):
+    """Wait until no answer on the page is being written."""
+    expect(page.locator('#messages .msg-assistant[data-status="streaming"]')).to_have_count(
+        0, timeout=WAIT)
+
+
 def send(page, text, answered):
     """Send ``text`` from the composer and wait until ``answered`` answers are complete."""
     box = page.get_by_role("textbox", name="Message", exact=True)
@@ -91,6 +97,7 @@ def test_regenerate_then_previous_version_is_kept_across_reloads_and_tabs(page, 
     assert "to Regenerate me." in first
     answer.get_by_role("button", name="Regenerate").click()
     expect(count(answers(page).last)).to_have_text("2 / 2", timeout=WAIT)
+    done(page)  # a new version shows its place while it is written
     expect(answers(page)).to_have_count(1)
     second = body(answers(page).last).inner_text()
     assert "to Regenerate me." in second and second != first
@@ -183,6 +190,7 @@ def test_regenerating_an_earlier_answer_hides_the_turns_after_it_until_chosen_ba
     answers(page).first.get_by_role("button", name="Regenerate").click()
     # The new version starts a branch of its own: the later turn is on the other one.
     expect(count(answers(page).first)).to_have_text("2 / 2", timeout=WAIT)
+    done(page)  # a new version shows its place while it is written
     expect(user_messages(page)).to_have_count(1)
     assert body(answers(page).first).inner_text() != early
     answers(page).first.get_by_role("button", name="Previous version").click()
@@ -196,6 +204,7 @@ def test_a_search_hit_in_another_version_opens_that_version(page, server):
     first = body(answers(page).last).inner_text()
     answers(page).last.get_by_role("button", name="Regenerate").click()
     expect(count(answers(page).last)).to_have_text("2 / 2", timeout=WAIT)
+    done(page)  # a new version shows its place while it is written
     number = first.split()[1]  # "Answer N to …": N is this version's alone
     page.goto(f"{server.base}/search?q=Answer+{number}+to")
     hit = page.locator(".hits a")
@@ -257,12 +266,13 @@ def test_without_javascript_every_control_is_a_plain_form(browser, server):
     page.get_by_role("textbox", name="Message", exact=True).fill("No script here")
     page.get_by_role("button", name="Send").click()
     # The page refreshes itself until the answer is done.
-    done = page.locator("#messages .msg-assistant.status-complete")
-    done.wait_for(timeout=WAIT)
-    first = body(done).inner_text()
+    complete = page.locator("#messages .msg-assistant.status-complete")
+    complete.wait_for(timeout=WAIT)
+    first = body(complete).inner_text()
 
-    done.get_by_role("button", name="Regenerate").click()
+    complete.get_by_role("button", name="Regenerate").click()
     expect(count(answers(page).last)).to_have_text("2 / 2", timeout=WAIT)
+    done(page)  # a new version shows its place while it is written
     second = body(answers(page).last).inner_text()
     assert second != first and "to No script here." in second
     answers(page).last.get_by_role("button", name="Previous version").click()

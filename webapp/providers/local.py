@@ -49,6 +49,29 @@ def available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None and bundled_model_path() is not None
 
 
+def _open_turn_prompt(llama: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
+    """The tokens of ``messages`` in the model's chat template, ending inside the last
+    message's turn (right after its text), and the strings that end a turn."""
+    # Imported here for the reason given in ``_load``.
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # noqa: PLC0415
+
+    def text(token: int) -> str:
+        return llama.detokenize([token], special=True).decode("utf-8", "replace")
+
+    eos = text(llama.token_eos())
+    formatter = Jinja2ChatFormatter(template=llama.metadata["tokenizer.chat_template"],
+                                    eos_token=eos, bos_token=text(llama.token_bos()),
+                                    add_generation_prompt=False)
+    rendered = formatter(messages=messages).prompt
+    # The template closes the last turn after its text: cut there (the text is the same as
+    # sent; a template that changed it leaves the prompt whole, a closed turn).
+    end = rendered.rfind(messages[-1]["content"])
+    if end >= 0:
+        rendered = rendered[:end + len(messages[-1]["content"])]
+    tokens = llama.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
+    return tokens, [eos]
+
+
 class _Loaded:
     """One llama.cpp model in memory and the lock that serializes its use."""
 
@@ -172,7 +195,39 @@ class LocalModel(AbstractProvider):
             raise ProviderError(str(exc), provider=cls.name) from None
         check_messages(messages, cls.name)
         params.setdefault("max_tokens", cls.default_max_tokens)
+        if messages[-1]["role"] == "assistant":
+            return cls._go_on(messages, params, kwargs.get("cancel"))
         return cls._generate(messages, stream, params, kwargs.get("cancel"))
+
+    @classmethod
+    def _go_on(cls, messages: list[dict[str, str]], params: dict[str, Any],
+               cancel: Cancellation | None) -> CreateResult:
+        """Continue the last message, an unfinished answer (Continue): the conversation is put
+        in the model's chat template with that answer's turn left open, and the model writes
+        on from its last word. (A chat completion would close the turn and start a new
+        answer.) Streamed."""
+        loaded = cls.load()
+        with loaded.lock:
+            if cancel is not None and cancel.is_set():
+                return None
+            try:
+                prompt, stop = offload(_open_turn_prompt, loaded.llama, messages)
+                chunks = loaded.llama.create_completion(prompt=prompt, stream=True, stop=stop,
+                                                        **params)
+                reason = None
+                try:
+                    while (chunk := offload(next, chunks, None)) is not None:
+                        if cancel is not None and cancel.is_set():
+                            return None
+                        choice = chunk["choices"][0]
+                        reason = choice.get("finish_reason") or reason
+                        if choice.get("text"):
+                            yield choice["text"]
+                finally:
+                    chunks.close()
+                return reason
+            except (ValueError, RuntimeError) as exc:
+                raise ProviderError(str(exc), provider=cls.name) from exc
 
     @classmethod
     def _generate(cls, messages: list[dict[str, str]], stream: bool, params: dict[str, Any],

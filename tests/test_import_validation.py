@@ -456,10 +456,25 @@ def _damaged(document, rng):
     return document
 
 
-def test_no_damaged_export_gives_a_500_and_a_refusal_stores_nothing(alice, app):
+def as_tree(document: dict) -> dict:
+    """A version 1 ``document`` as version 2: each message with a local id, following the one
+    before it, and a second version of each conversation's last message."""
+    document = copy.deepcopy(document)
+    document["version"] = 2
+    for conversation in document["conversations"]:
+        messages = conversation["messages"]
+        for number, message in enumerate(messages, 1):
+            message.update(id=number, parent=number - 1 or None, selected=True)
+        messages.append({**messages[-1], "id": len(messages) + 1, "selected": False})
+    return document
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_no_damaged_export_gives_a_500_and_a_refusal_stores_nothing(alice, app, version):
     rng = random.Random(14)
     base = export(chat(title="One", settings=GOOD_SETTINGS),
                   chat(title="Two", pinned=True, created_at="2026-01-02T03:04:05"))
+    base = base if version == 1 else as_tree(base)
     statuses = set()
     for _ in range(150):
         before = len(rows(app, Conversation))

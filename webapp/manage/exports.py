@@ -413,20 +413,24 @@ def store(conversations: list[dict[str, Any]], user_id: int) -> int:
     message's row needs its parent's id, so the ids are taken first (``_reserve_message_ids``)
     and every message of every conversation goes in with its id and its parent's in one
     statement: three statements for any import, whatever the trees' shapes (inserting level by
-    level would cost one per message of the longest conversation)."""
+    level would cost one per message of the longest conversation). ``render_nulls``: else the
+    ORM leaves each None out of its row and starts a new batch whenever the columns left out
+    change (a first message has no parent, a question no provider), which made nearly every
+    message a statement of its own."""
     if not conversations:
         return 0
     _render_answers(conversations)
     try:
         ids = db.session.scalars(
-            insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True),
+            insert(Conversation).execution_options(render_nulls=True)
+            .returning(Conversation.id, sort_by_parameter_order=True),
             [{"user_id": user_id,
               **{k: v for k, v in c.items() if k not in ("messages", "parents")}}
              for c in conversations]).all()
         count = sum(len(c["messages"]) for c in conversations)
         if count:
-            db.session.execute(insert(Message), _message_rows(
-                conversations, ids, _reserve_message_ids(count)))
+            db.session.execute(insert(Message).execution_options(render_nulls=True),
+                               _message_rows(conversations, ids, _reserve_message_ids(count)))
         db.session.commit()
     except DataError as exc:
         db.session.rollback()

@@ -239,6 +239,12 @@ def _whole_number(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _id(value: int) -> str:
+    """A local id for a message, cut short (JSON allows thousands of digits)."""
+    digits = str(value)
+    return digits if len(digits) <= 20 else digits[:20] + "…"
+
+
 def _link(item: dict, positions: dict[int, int]) -> tuple[int | None, bool]:
     """A version 2 message's place in its tree: the position in the list of the message it
     follows (None for a first message) and whether it is marked shown. ``positions`` maps the
@@ -250,14 +256,15 @@ def _link(item: dict, positions: dict[int, int]) -> tuple[int | None, bool]:
     if not _whole_number(local_id):
         raise Invalid(f"“id” must be a whole number, not {kind(local_id)}")
     if local_id in positions:
-        raise Invalid(f"“id” {local_id} is already the id of message {positions[local_id] + 1}")
+        raise Invalid(f"“id” {_id(local_id)} is already the id of message "
+                      f"{positions[local_id] + 1}")
     parent = item.get("parent")
     if parent is not None and not _whole_number(parent):
         raise Invalid(f"“parent” must be the id of an earlier message, or null for a first "
                       f"message, not {kind(parent)}")
     if parent is not None and parent not in positions:
         itself = " (its own id)" if parent == local_id else ""
-        raise Invalid(f"“parent” {parent}{itself} is not the id of a message before it in "
+        raise Invalid(f"“parent” {_id(parent)}{itself} is not the id of a message before it in "
                       "this conversation (a message follows one listed before it)")
     selected = item.get("selected")
     if selected is not None and not isinstance(selected, bool):

@@ -299,3 +299,20 @@ def test_copy_data_copies_the_tree(alice, app, scripted, postgres_url):
     assert copied == source and len(source) == 7
     assert {(parent is None, selected) for _, parent, selected, _ in source} == {
         (True, True), (True, False), (False, True), (False, False)}
+
+
+def test_an_import_never_takes_the_id_of_a_deleted_message(alice, app, scripted):
+    # The import gives its messages ids itself (so parents are known in one insert): they
+    # must come after every id ever used, as the database's own would.
+    conversation_id, ids = grow(alice, scripted)
+    exported = json.loads(alice.get(f"/c/{conversation_id}/export.json").get_data())
+    ok(alice.post(f"/c/{conversation_id}/delete", htmx=False))
+    ok(post_import(alice, exported))
+    imported = [m.id for m in rows(app, Message)]
+    assert len(imported) == 7 and min(imported) > max(ids.values())
+    # And the database's own ids then come after the import's.
+    copy_id = only_conversation_besides(app, set())
+    scripted.tokens = ["after"]
+    new = send(alice, copy_id, "after the import")
+    read_stream(alice, new)
+    assert new > max(imported)

@@ -207,20 +207,25 @@ def test_nul_in_imported_text_is_a_400(alice, app, document, where):
 # -- 14.6: a full export imports back; the import has its own limit ----------------------
 
 def fill(app, user_id: int, conversations: int, chars: int) -> None:
-    """``conversations`` conversations of two messages of about ``chars`` characters each,
-    inserted in bulk (a test that chatted them would take minutes)."""
+    """``conversations`` conversations of two messages of about ``chars`` characters each (a
+    question and the answer following it), inserted in bulk (a test that chatted them would
+    take minutes)."""
     text = ("A line of *markdown* with `code` and words. " * (chars // 44 + 1))[:chars]
     with app.app_context():
         ids = db.session.scalars(
             insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True),
             [{"user_id": user_id, "title": f"Chat {n}", "settings": GOOD_SETTINGS}
              for n in range(conversations)]).all()
+        questions = db.session.scalars(
+            insert(Message).returning(Message.id, sort_by_parameter_order=True),
+            [{"conversation_id": cid, "role": "user", "content": f"user {cid}: {text}",
+              "status": "complete"} for cid in ids]).all()
         db.session.execute(insert(Message), [
-            {"conversation_id": cid, "role": role, "content": f"{role} {cid}: {text}",
-             "status": "complete", "provider": "scripted" if role == "assistant" else None,
-             "model": "script-1" if role == "assistant" else None,
-             "params": {"temperature": 0.5, "top_p": 1.0} if role == "assistant" else None}
-            for cid in ids for role in ("user", "assistant")])
+            {"conversation_id": cid, "parent_id": question, "role": "assistant",
+             "content": f"assistant {cid}: {text}", "status": "complete",
+             "provider": "scripted", "model": "script-1",
+             "params": {"temperature": 0.5, "top_p": 1.0}}
+            for cid, question in zip(ids, questions, strict=True)])
         db.session.commit()
 
 
@@ -451,10 +456,25 @@ def _damaged(document, rng):
     return document
 
 
-def test_no_damaged_export_gives_a_500_and_a_refusal_stores_nothing(alice, app):
+def as_tree(document: dict) -> dict:
+    """A version 1 ``document`` as version 2: each message with a local id, following the one
+    before it, and a second version of each conversation's last message."""
+    document = copy.deepcopy(document)
+    document["version"] = 2
+    for conversation in document["conversations"]:
+        messages = conversation["messages"]
+        for number, message in enumerate(messages, 1):
+            message.update(id=number, parent=number - 1 or None, selected=True)
+        messages.append({**messages[-1], "id": len(messages) + 1, "selected": False})
+    return document
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_no_damaged_export_gives_a_500_and_a_refusal_stores_nothing(alice, app, version):
     rng = random.Random(14)
     base = export(chat(title="One", settings=GOOD_SETTINGS),
                   chat(title="Two", pinned=True, created_at="2026-01-02T03:04:05"))
+    base = base if version == 1 else as_tree(base)
     statuses = set()
     for _ in range(150):
         before = len(rows(app, Conversation))

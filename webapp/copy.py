@@ -34,6 +34,8 @@ def copy_database(app: Flask, target_url: str, batch: int = 1000) -> dict[str, i
                                      "copy into an empty database")
             for table in tables:
                 counts[table.name] = 0
+                # Every column goes as it is (a message's parent_id and selected too), by id:
+                # a message's parent, made before it, is in the target before it.
                 result = db.session.execute(select(table).order_by(*table.primary_key.columns))
                 while rows := result.fetchmany(batch):
                     out.execute(insert(table), [dict(row._mapping) for row in rows])

@@ -4,6 +4,13 @@ an export file read, checked against the schema and stored at once.
 An import stores nothing unless everything passes; the first problem is reported in words
 (``ImportRejected``), saying which conversation, message and field, and why. The rules for
 settings and parameters are the settings forms' (``webapp.settings.schema``).
+
+A conversation is a tree (``webapp.tree``). The JSON export (version 2) keeps all of it: each
+message has a local ``id`` (its number in the conversation's list, in the order the messages
+were made), its ``parent``'s local id (null for a first message) and whether it is the
+``selected`` version, so an import rebuilds the same tree with the same versions shown. A
+version 1 file (before trees) is a flat list and imports as one branch. The Markdown export is
+the conversation as its page shows it: the current path only.
 """
 
 from __future__ import annotations
@@ -15,9 +22,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response, current_app
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.exc import DataError
 
+from .. import tree
 from ..extensions import db
 from ..models import COMPLETE, FINAL_STATUSES, STOPPED, Conversation, Message, utcnow
 from ..queries import conversations as conversation_queries
@@ -34,7 +42,10 @@ from ..settings.schema import (
 )
 
 EXPORT_FORMAT = "equing-chat"
-EXPORT_VERSION = 1
+#: Version 2: conversations as trees (each message's ``id``, ``parent``, ``selected``).
+EXPORT_VERSION = 2
+#: The versions an import reads: 1 is a flat list of messages, one branch.
+READ_VERSIONS = (1, 2)
 #: Bounds on the rows one import may add, beside its size in bytes (MAX_IMPORT_BYTES): each
 #: row costs an insert, and a tiny row is a few bytes of JSON.
 IMPORT_MAX_CONVERSATIONS = 10_000
@@ -53,7 +64,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def export_conversation(conversation: Conversation) -> dict[str, Any]:
-    """One conversation as plain data (the JSON export's element)."""
+    """One conversation as plain data (the JSON export's element): every message of every
+    branch, in the order they were made, with local ids (1, 2, …) for ``id`` and ``parent``,
+    so exporting an import again gives the same file."""
+    local = {m.id: number for number, m in enumerate(conversation.messages, 1)}
     return {
         "title": conversation.title,
         "pinned": conversation.pinned,
@@ -61,6 +75,7 @@ def export_conversation(conversation: Conversation) -> dict[str, Any]:
         "created_at": _iso(conversation.created_at),
         "updated_at": _iso(conversation.updated_at),
         "messages": [{
+            "id": local[m.id], "parent": local.get(m.parent_id), "selected": m.selected,
             "role": m.role, "content": m.content, "status": m.status, "provider": m.provider,
             "model": m.model, "params": m.params, "error": m.error,
             "created_at": _iso(m.created_at), "finished_at": _iso(m.finished_at),
@@ -82,9 +97,9 @@ def everything_of(user_id: int) -> list[Conversation]:
 
 
 def to_markdown(conversation: Conversation) -> str:
-    """A conversation as a Markdown document."""
+    """A conversation as a Markdown document: the versions shown (its current path)."""
     lines = [f"# {conversation.title}", ""]
-    for m in conversation.messages:
+    for m in tree.path_messages(conversation.id)[0]:
         if m.role == "user":
             lines += ["## You", "", m.content, ""]
         else:
@@ -220,8 +235,77 @@ def _message(item: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def _conversation(item: Any, registry, now: datetime) -> dict[str, Any]:
-    """One conversation's row values with its messages' under ``"messages"``, checked."""
+def _whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _id(value: int) -> str:
+    """A local id for a message, cut short (JSON allows thousands of digits)."""
+    digits = str(value)
+    return digits if len(digits) <= 20 else digits[:20] + "…"
+
+
+def _link(item: dict, positions: dict[int, int]) -> tuple[int | None, bool]:
+    """A version 2 message's place in its tree: the position in the list of the message it
+    follows (None for a first message) and whether it is marked shown. ``positions`` maps the
+    local ids of the messages before it to their positions; its own is added.
+
+    A parent must come before its child in the list, which is how an export lists them; that
+    also rules out a message following itself, or a cycle of messages."""
+    local_id = item.get("id")
+    if not _whole_number(local_id):
+        raise Invalid(f"“id” must be a whole number, not {kind(local_id)}")
+    if local_id in positions:
+        raise Invalid(f"“id” {_id(local_id)} is already the id of message "
+                      f"{positions[local_id] + 1}")
+    parent = item.get("parent")
+    if parent is not None and not _whole_number(parent):
+        raise Invalid(f"“parent” must be the id of an earlier message, or null for a first "
+                      f"message, not {kind(parent)}")
+    if parent is not None and parent not in positions:
+        itself = " (its own id)" if parent == local_id else ""
+        raise Invalid(f"“parent” {_id(parent)}{itself} is not the id of a message before it in "
+                      "this conversation (a message follows one listed before it)")
+    selected = item.get("selected")
+    if selected is not None and not isinstance(selected, bool):
+        raise Invalid(f"“selected” must be true or false, not {kind(selected)}")
+    positions[local_id] = len(positions)
+    return (None if parent is None else positions[parent]), selected is not False
+
+
+def _shown_versions(parents: list[int | None], marked: list[bool]) -> list[bool]:
+    """Each message's ``selected`` flag as the app keeps them: exactly one version of each
+    set of siblings, the one the tree shows for these marks (the newest marked, else the
+    newest), so the import shows the same path and each branch's chosen versions."""
+    shape = tree.Tree((n, parent, mark) for n, (parent, mark)
+                      in enumerate(zip(parents, marked, strict=True)))
+    return [shape.chosen_child(parent) == n for n, parent in enumerate(parents)]
+
+
+def _messages(items: list, version: int, now: datetime) -> tuple[list[dict], list[int | None]]:
+    """A conversation's messages' row values, checked, and each one's parent as a position
+    in the list. Version 1 is a flat list: one branch, each message following the one before."""
+    messages: list[dict[str, Any]] = []
+    parents: list[int | None] = []
+    marked: list[bool] = []
+    positions: dict[int, int] = {}
+    for number, item in enumerate(items, 1):
+        try:
+            messages.append(_message(item, now))
+            parent, mark = (_link(item, positions) if version > 1
+                            else (number - 2 if number > 1 else None, True))
+        except Invalid as exc:
+            raise _where(exc, f"message {number}") from None
+        parents.append(parent)
+        marked.append(mark)
+    for message, selected in zip(messages, _shown_versions(parents, marked), strict=True):
+        message["selected"] = selected
+    return messages, parents
+
+
+def _conversation(item: Any, registry, now: datetime, version: int) -> dict[str, Any]:
+    """One conversation's row values, checked, with its messages' under ``"messages"`` and
+    each message's parent (a position in that list, or None) under ``"parents"``."""
     if not isinstance(item, dict) or not isinstance(item.get("messages"), list):
         raise Invalid("each conversation needs a “messages” list")
     pinned = item.get("pinned", False)
@@ -234,18 +318,13 @@ def _conversation(item: Any, registry, now: datetime) -> dict[str, Any]:
     except Invalid as exc:
         raise _where(exc, "“settings”") from None
     title = _optional_text(item, "title", TITLE_CHARS)
-    messages = []
-    for number, message in enumerate(item["messages"], 1):
-        try:
-            messages.append(_message(message, now))
-        except Invalid as exc:
-            raise _where(exc, f"message {number}") from None
+    messages, parents = _messages(item["messages"], version, now)
     return {
         "title": title if title and title.strip() else DEFAULT_TITLE,
         "pinned": pinned, "settings": settings,
         "created_at": _time(item, "created_at") or now,
         "updated_at": _time(item, "updated_at") or now,
-        "messages": messages,
+        "messages": messages, "parents": parents,
     }
 
 
@@ -254,9 +333,9 @@ def check_export(data: Any, registry) -> list[dict[str, Any]]:
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise Invalid("this is not an Equing Chat export (no \"format\": \"equing-chat\")")
     version = data.get("version")
-    if version != EXPORT_VERSION or isinstance(version, bool):
+    if version not in READ_VERSIONS or isinstance(version, bool):
         raise Invalid(f"unknown export version {json.dumps(version)[:40]} "
-                      f"(this site reads version {EXPORT_VERSION})")
+                      f"(this site reads versions {READ_VERSIONS[0]} to {READ_VERSIONS[-1]})")
     conversations = data.get("conversations")
     if not isinstance(conversations, list):
         raise Invalid("“conversations” must be a list")
@@ -267,7 +346,7 @@ def check_export(data: Any, registry) -> list[dict[str, Any]]:
     checked, messages = [], 0
     for number, item in enumerate(conversations, 1):
         try:
-            checked.append(_conversation(item, registry, now))
+            checked.append(_conversation(item, registry, now, int(version)))
         except Invalid as exc:
             title = item.get("title") if isinstance(item, dict) else None
             named = f" ({shown(title)})" if isinstance(title, str) and title.strip() else ""
@@ -301,29 +380,67 @@ def read_export(raw: bytes, registry) -> list[dict[str, Any]]:
         raise ImportRejected(str(exc), exc.status) from None
 
 
+def _reserve_message_ids(count: int) -> list[int]:
+    """``count`` new message ids, ascending, that no other writer will take.
+
+    PostgreSQL hands them out from the ids' own sequence. SQLite has one writer at a time, and
+    this transaction has held the write lock since it inserted the conversations, so the ids
+    above the highest one ever given (``sqlite_sequence``, as AUTOINCREMENT never reuses one)
+    are free until it commits; inserting them moves ``sqlite_sequence`` past them."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return sorted(db.session.scalars(text(
+            "SELECT nextval(pg_get_serial_sequence('messages', 'id')) "
+            "FROM generate_series(1, :count)"), {"count": count}))
+    top = db.session.scalar(text(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), "
+        "coalesce((SELECT max(id) FROM messages), 0))"))
+    return list(range(top + 1, top + 1 + count))
+
+
+def _message_rows(conversations: list[dict[str, Any]], conversation_ids: list[int],
+                  message_ids: list[int]) -> list[dict[str, Any]]:
+    """Every message's row, with its id given (from ``message_ids``, in list order, so
+    versions keep their order) and its parent's id found from its position."""
+    rows, given = [], iter(message_ids)
+    for conversation_id, conversation in zip(conversation_ids, conversations, strict=True):
+        ids = [next(given) for _ in conversation["messages"]]
+        rows += [{**message, "id": own, "conversation_id": conversation_id,
+                  "parent_id": None if parent is None else ids[parent]}
+                 for message, own, parent in zip(conversation["messages"], ids,
+                                                 conversation["parents"], strict=True)]
+    return rows
+
+
 def store(conversations: list[dict[str, Any]], user_id: int) -> int:
     """Insert checked conversations for ``user_id`` in one transaction; returns how many, or
     ``ImportRejected`` (nothing stored) when the database refuses a value.
 
     Rows go in as bulk inserts (an export of thousands of conversations would otherwise cost
-    an ORM round trip per row); a value the database still refuses rolls everything back."""
+    an ORM round trip per row); a value the database still refuses rolls everything back. A
+    message's row needs its parent's id, so the ids are taken first (``_reserve_message_ids``)
+    and every message of every conversation goes in with its id and its parent's in one
+    statement: three statements for any import, whatever the trees' shapes (inserting level by
+    level would cost one per message of the longest conversation). ``render_nulls``: else the
+    ORM leaves each None out of its row and starts a new batch whenever the columns left out
+    change (a first message has no parent, a question no provider), which made nearly every
+    message a statement of its own."""
     if not conversations:
         return 0
     _render_answers(conversations)
     try:
         ids = db.session.scalars(
-            insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True),
-            [{"user_id": user_id, **{k: v for k, v in c.items() if k != "messages"}}
+            insert(Conversation).execution_options(render_nulls=True)
+            .returning(Conversation.id, sort_by_parameter_order=True),
+            [{"user_id": user_id,
+              **{k: v for k, v in c.items() if k not in ("messages", "parents")}}
              for c in conversations]).all()
-        rows = [{**m, "conversation_id": conversation_id}
-                for conversation_id, c in zip(ids, conversations, strict=True)
-                for m in c["messages"]]
-        if rows:
-            db.session.execute(insert(Message), rows)
+        count = sum(len(c["messages"]) for c in conversations)
+        if count:
+            db.session.execute(insert(Message).execution_options(render_nulls=True),
+                               _message_rows(conversations, ids, _reserve_message_ids(count)))
         db.session.commit()
     except DataError as exc:
         db.session.rollback()
         raise ImportRejected(f"the database refused a value ({str(exc.orig)[:200]})",
                              Unreadable.status) from None
     return len(conversations)
-

@@ -3,7 +3,8 @@
 SQLite uses the FTS5 table the migrations keep (``messages_fts``); PostgreSQL its built-in text
 search with the 'simple' configuration (no stemming, so it works the same for every language).
 Titles are matched too, with ``LIKE``. Snippets are escaped, with the matches wrapped in
-``<mark>``.
+``<mark>``. Every version of every message is searched, not only the versions shown: a hit
+names its message, and its link shows the version that holds it (``/c/<id>?show=<message>``).
 
 Unlike the package's other modules, this one runs its statements itself (``search``) and
 returns ``Hit`` objects, not statements: its SQL is raw text, written once per database
@@ -35,6 +36,8 @@ class Hit:
     snippet: Markup
     #: The title, escaped, with the searched words marked.
     title_html: Markup = Markup("")
+    #: The message the snippet is from (None for a title alone): in any version, shown or not.
+    message_id: int | None = None
 
 
 def _highlight(snippet: str) -> Markup:
@@ -64,13 +67,13 @@ def fts5_query(q: str) -> str:
     return " ".join(quoted)
 
 
-def _sqlite(user_id: int, q: str) -> list[tuple[int, str, str]]:
+def _sqlite(user_id: int, q: str) -> list[tuple[int, str, str, int]]:
     match = fts5_query(q)
     if not match:
         return []
     sql = text(f"""
         SELECT m.conversation_id, c.title,
-               snippet(messages_fts, 0, '{_OPEN}', '{_CLOSE}', '…', 16) AS snip
+               snippet(messages_fts, 0, '{_OPEN}', '{_CLOSE}', '…', 16) AS snip, m.id
         FROM messages_fts
         JOIN messages m ON m.id = messages_fts.rowid
         JOIN conversations c ON c.id = m.conversation_id
@@ -89,14 +92,15 @@ def tsquery(q: str) -> str:
     return " & ".join(words[:-1] + [words[-1] + ":*"])
 
 
-def _postgres(user_id: int, q: str) -> list[tuple[int, str, str]]:
+def _postgres(user_id: int, q: str) -> list[tuple[int, str, str, int]]:
     query = tsquery(q)
     if not query:
         return []
     sql = text(f"""
         SELECT m.conversation_id, c.title,
                ts_headline('simple', m.content, query,
-                           'StartSel={_OPEN}, StopSel={_CLOSE}, MaxWords=24, MinWords=8')
+                           'StartSel={_OPEN}, StopSel={_CLOSE}, MaxWords=24, MinWords=8'),
+               m.id
         FROM messages m
         JOIN conversations c ON c.id = m.conversation_id,
              to_tsquery('simple', :q) AS query
@@ -126,12 +130,13 @@ def search(user_id: int, q: str) -> list[Hit]:
         hits[conversation_id] = Hit(conversation_id, title, Markup(""))
     dialect = db.engine.dialect.name
     rows = _postgres(user_id, q) if dialect == "postgresql" else _sqlite(user_id, q)
-    for conversation_id, title, snippet in rows:
+    for conversation_id, title, snippet, message_id in rows:
         hit = hits.get(conversation_id)
         if hit is None:
-            hits[conversation_id] = Hit(conversation_id, title, _highlight(snippet))
+            hits[conversation_id] = Hit(conversation_id, title, _highlight(snippet),
+                                        message_id=message_id)
         elif not hit.snippet:
-            hit.snippet = _highlight(snippet)
+            hit.snippet, hit.message_id = _highlight(snippet), message_id
         if len(hits) >= LIMIT:
             break
     for hit in hits.values():

@@ -59,7 +59,8 @@ def revoke(share: Share) -> None:
 
 
 def copy_for(user: User, snapshot: dict[str, Any]) -> Conversation:
-    """A new conversation of ``user`` holding a (checked) snapshot's messages, to carry on."""
+    """A new conversation of ``user`` holding a (checked) snapshot's messages, to carry on:
+    one branch, each message following the one before it."""
     now = utcnow()
     conversation = Conversation(user_id=user.id, title=snapshot["title"][:200],
                                 created_at=now, updated_at=now)
@@ -67,11 +68,13 @@ def copy_for(user: User, snapshot: dict[str, Any]) -> Conversation:
         conversation.settings = {**from_user(user.settings),
                                  "system_prompt": snapshot["system_prompt"]}
     db.session.add(conversation)
+    parent = None
     for item in snapshot["messages"]:
-        db.session.add(Message(conversation=conversation, role=item["role"],
-                               content=item["content"], html=item.get("html"),
-                               status=item.get("status") or COMPLETE,
-                               provider=item.get("provider"), model=item.get("model"),
-                               params=item.get("params"), created_at=now, updated_at=now))
+        parent = Message(conversation=conversation, parent=parent, selected=True,
+                         role=item["role"], content=item["content"], html=item.get("html"),
+                         status=item.get("status") or COMPLETE, provider=item.get("provider"),
+                         model=item.get("model"), params=item.get("params"), created_at=now,
+                         updated_at=now)
+        db.session.add(parent)
     db.session.commit()
     return conversation

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .. import tree
 from ..manage.exports import CONTENT_CHARS, MODEL_CHARS, PROVIDER_CHARS, TITLE_CHARS
-from ..models import COMPLETE, FINAL_STATUSES, Conversation, utcnow
+from ..models import COMPLETE, FINAL_STATUSES, Conversation, Message, utcnow
 from ..rendering import message_html
 from ..settings.schema import Invalid, check_params, check_system_prompt, check_text, kind
 
@@ -20,10 +21,11 @@ _MESSAGE_FIELDS = ("role", "content", "status", "provider", "model")
 HTML_CHARS = 10_000_000
 
 
-def system_prompt_of(conversation: Conversation) -> str:
-    """The system prompt the conversation's latest answer was generated with (a value stored
-    by an older import that is not a valid prompt is passed over)."""
-    for message in reversed(conversation.messages):
+def system_prompt_of(messages: list[Message]) -> str:
+    """The system prompt the latest answer of ``messages`` (a conversation's current path)
+    was generated with (a value stored by an older import that is not a valid prompt is
+    passed over)."""
+    for message in reversed(messages):
         prompt = message.params.get("system_prompt") if isinstance(message.params, dict) \
             else None
         if message.role == "assistant" and prompt:
@@ -82,9 +84,11 @@ def check_snapshot(snapshot: Any) -> dict[str, Any]:
 
 
 def take_snapshot(conversation: Conversation, include_system_prompt: bool) -> dict[str, Any]:
-    """The conversation as it is now: finished messages only, system prompt only if asked."""
+    """The conversation as its page shows it now: the versions shown (its current path, not
+    the other branches), finished messages only, system prompt only if asked."""
+    path, _ = tree.path_messages(conversation.id)
     messages = []
-    for message in conversation.messages:
+    for message in path:
         if message.status not in FINAL_STATUSES or (message.role == "assistant"
                                                      and not message.content):
             continue
@@ -96,7 +100,7 @@ def take_snapshot(conversation: Conversation, include_system_prompt: bool) -> di
         messages.append(item)
     return check_snapshot({
         "title": conversation.title,
-        "system_prompt": system_prompt_of(conversation) if include_system_prompt else None,
+        "system_prompt": system_prompt_of(path) if include_system_prompt else None,
         "messages": messages,
         "taken_at": utcnow().isoformat(timespec="seconds"),
     })

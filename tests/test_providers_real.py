@@ -97,6 +97,17 @@ def test_local_model_answers_a_real_prompt():
     assert whole == ["".join(tokens)]
 
 
+def test_local_model_continues_an_unfinished_answer():
+    """Continue: the last message is the answer so far, and the model writes on from its
+    last word instead of starting a new answer."""
+    messages = [{"role": "user", "content": "Count from one to ten in words."},
+                {"role": "assistant", "content": "One, two, three, four,"}]
+    text = "".join(LocalModel.create_completion(LocalModel.default_model(), messages, True,
+                                                temperature=0, max_tokens=12))
+    assert text.lower().lstrip().startswith("five"), text
+    assert "<|im" not in text
+
+
 def test_local_model_parameters_pass_through():
     model = LocalModel.default_model()
     prompt = [{"role": "user", "content": "Write a sentence about the sea."}]

@@ -15,8 +15,19 @@ import threading
 import time
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.helpers import SETTINGS_FORM, read_stream, rows, send, start_chat, wait_until
+from tests.helpers import (
+    SETTINGS_FORM,
+    chat_in_browser,
+    read_stream,
+    rows,
+    send,
+    serve,
+    sign_in,
+    start_chat,
+    wait_until,
+)
 from tests.peers.fault_upstream import FaultServer, Handler, normal_events
 from tests.scripted import failing
 from webapp.extensions import app_state
@@ -51,10 +62,12 @@ def first_turn(alice, text=FIRST) -> tuple[int, int, str]:
 
 
 @pytest.fixture(autouse=True)
-def titles_on(app):
-    """Titles on, whatever the suite's default for other tests."""
-    app.config["TITLES"] = True
-    app.config["TITLE_TIMEOUT_SECONDS"] = 5.0
+def titles_on(request):
+    """Titles on in the app of a test that has one, whatever the suite's default."""
+    if "app" in request.fixturenames:
+        app = request.getfixturevalue("app")
+        app.config["TITLES"] = True
+        app.config["TITLE_TIMEOUT_SECONDS"] = 5.0
 
 
 # -- cleaning a model's reply ------------------------------------------------------------------
@@ -215,7 +228,7 @@ def test_a_stopped_first_answer_does_not_name_it(app, alice, scripted):
 # -- over real HTTP: the fault upstream ---------------------------------------------------------
 
 class TitleHandler(Handler):
-    """The fault upstream's handler with three more scenarios: each streams the answer as
+    """The fault upstream's handler with more scenarios: each streams the answer as
     ``ok`` does, and answers the title's non-streamed request its own way."""
 
     def _title(self, body, answer_whole):
@@ -230,6 +243,12 @@ class TitleHandler(Handler):
              "finish_reason": "stop"}]}
         self._title(body, lambda: self.reply(200, json.dumps(answer).encode(),
                                              "application/json"))
+
+    def scenario_title_slow(self, body):
+        # As title-ok, but the title takes 2 s: long enough to see the page before it.
+        if body and body.get("stream") is False:
+            time.sleep(2)
+        self.scenario_title_ok(body)
 
     def scenario_title_hang(self, body):
         self._title(body, lambda: time.sleep(self.server.hang_seconds))
@@ -277,6 +296,29 @@ def test_titles_over_http(app, alice, title_server, scenario, title):
     assert answer["body"]["stream"] is True
     assert asked["body"]["stream"] is False and asked["body"]["max_tokens"] <= 32
     assert FIRST_LINE in asked["body"]["messages"][-1]["content"]
+
+
+@pytest.mark.browser
+def test_the_page_shows_the_new_title_without_a_reload(browser, tmp_path, title_server):
+    server = serve(tmp_path, title_server, "title-slow", FLASK_TITLES="true")
+    try:
+        page = browser.new_page()
+        errors = sign_in(page, server.base)
+        conversation_id = chat_in_browser(page, server.base, FIRST, wait=False)
+        page.evaluate("window.sameDocument = true")  # gone if the page were loaded again
+        expect(page.locator(".conv-title")).to_have_text(FIRST_LINE)
+        item = page.locator(f'#conversation-list a[href="/c/{conversation_id}"]')
+        # The sidebar item, the heading and the tab's title change in place.
+        expect(item).to_have_text("Greeting the wide world", timeout=15000)
+        expect(page.locator(".conv-title")).to_have_text("Greeting the wide world")
+        expect(page).to_have_title("Greeting the wide world · Equing Chat")
+        assert page.locator(".conv-title").count() == 1
+        assert item.locator(".running-mark").count() == 0
+        assert page.evaluate("window.sameDocument === true")
+        assert page.locator(".msg-assistant.status-complete").count() == 1
+        assert not errors, errors
+    finally:
+        server.stop()
 
 
 # -- the embedded model --------------------------------------------------------------------------

@@ -82,6 +82,8 @@ def titles_on(request):
     ("\n\n  # Banana   bread\tbasics  \n", "Banana bread basics"),
     ("'Pain aux bananes' — ", "Pain aux bananes"),
     ("日本の天気", "日本の天気"),
+    ("- Banana bread\n- Walnuts", "Banana bread"),
+    ("`snake_case` names in Python.", "snake_case names in Python"),
 ])
 def test_a_reply_is_cleaned_into_a_title(reply, title):
     assert clean(reply) == title

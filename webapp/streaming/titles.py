@@ -49,9 +49,12 @@ _SHOWN_CHARS = 600
 _WINDOW_MARGIN = 3.0
 
 _PREFIX = re.compile(r"^(?:.{0,40}?\btitle\b\s*(?:is)?\s*[:\-–—]\s*)", re.I)
-_MARKUP = re.compile(r"[*_`#]+")
+#: Markdown a model may wrap a title in: emphasis, code, a heading's hashes (not ``_``, which
+#: names such as snake_case keep).
+_MARKUP = re.compile(r"\*+|`+|^#+")
 _QUOTES = "\"'“”‘’«»„`"
 _TRAILING = ".,;:!?-–— " + _QUOTES
+_LEADING = "-–—•·> "
 
 
 def prompt(message: str, answer: str) -> list[dict[str, str]]:
@@ -70,7 +73,7 @@ def clean(text: str) -> str | None:
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     line = _MARKUP.sub("", line)
     line = _PREFIX.sub("", line, count=1)
-    line = " ".join(line.split()).strip(_QUOTES + " ").rstrip(_TRAILING)
+    line = " ".join(line.split()).lstrip(_LEADING).strip(_QUOTES + " ").rstrip(_TRAILING)
     if len(line) > MOST_CHARS:
         # One more character: a space right after the limit ends a whole word there.
         head = line[:MOST_CHARS + 1]

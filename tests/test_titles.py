@@ -32,7 +32,7 @@ from tests.peers.fault_upstream import FaultServer, Handler, normal_events
 from tests.scripted import failing
 from webapp.extensions import app_state
 from webapp.models import Conversation, Message
-from webapp.providers import LocalModel, ProviderRegistry
+from webapp.providers import LocalModel, ProviderRegistry, UpstreamTimeout
 from webapp.streaming.titles import MOST_CHARS, clean, prompt
 
 FIRST = "How do I bake banana bread?\nI have three old bananas."
@@ -339,3 +339,18 @@ def test_the_embedded_model_names_a_conversation(app, alice):
     title = title_of(app, conversation_id)
     assert title != "How do I bake banana bread?", "the embedded model gave no title"
     assert title.strip() and len(title) <= MOST_CHARS and "\n" not in title
+
+
+@pytest.mark.slow
+def test_the_embedded_model_bounds_a_title_s_wait_for_a_busy_model():
+    loaded = LocalModel.load()
+    assert loaded.lock.acquire(timeout=30)  # another answer is using the model
+    try:
+        with pytest.raises(UpstreamTimeout, match="busy"):
+            list(LocalModel.create_completion(LocalModel.default_model(), prompt("Hi", "Hello"),
+                                              False, max_tokens=8, timeout=(5.0, 0.2)))
+    finally:
+        loaded.lock.release()
+    # Free again, the same request is answered.
+    assert "".join(LocalModel.create_completion(LocalModel.default_model(), prompt("Hi", "Hello"),
+                                                False, max_tokens=8, timeout=(5.0, 30.0)))

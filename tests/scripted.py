@@ -29,11 +29,14 @@ class ScriptedProvider(AbstractProvider):
     #: What the answer's generator returns at its end, as a provider's finish reason.
     finish_reason: ClassVar[str | None] = None
     calls: ClassVar[list[dict[str, Any]]] = []
+    #: When set, the answer waits (up to 30 s) for this event before its last token: a test
+    #: acts while the answer is surely still being written.
+    hold: ClassVar[threading.Event | None] = None
     #: The answer to a request with ``stream=False``, yielded at once; None: such a request
-    #: fails. ``whole_delay`` seconds pass first (a Stop or timeout's cancel cuts them short),
-    #: then ``whole_fails`` is raised if set.
+    #: fails. When ``whole_hold`` is given, it first waits (up to 30 s) for that event (a
+    #: cancel, such as a timeout's, cuts the wait short), then raises ``whole_fails`` if set.
     whole: ClassVar[str | None] = None
-    whole_delay: ClassVar[float] = 0.0
+    whole_hold: ClassVar[threading.Event | None] = None
     whole_fails: ClassVar[Exception | None] = None
     whole_calls: ClassVar[list[dict[str, Any]]] = []
     started: ClassVar[threading.Event]
@@ -62,11 +65,10 @@ class ScriptedProvider(AbstractProvider):
 
     @classmethod
     def _whole(cls, cancel) -> CreateResult:
-        deadline = time.monotonic() + cls.whole_delay
-        while time.monotonic() < deadline:
-            if cancel is not None and cancel.is_set():
+        deadline = time.monotonic() + 30
+        while cls.whole_hold is not None and not cls.whole_hold.wait(0.01):
+            if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
                 return None
-            time.sleep(0.01)
         if cls.whole_fails is not None:
             raise cls.whole_fails
         if cls.whole is None:
@@ -90,6 +92,8 @@ class ScriptedProvider(AbstractProvider):
                     return None
                 if cls.delay:
                     time.sleep(cls.delay)
+                if cls.hold is not None and i == len(cls.tokens) - 1:
+                    cls.hold.wait(30)
                 yield token
                 i += 1
             if cls.fail_with is not None:

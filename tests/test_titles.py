@@ -129,13 +129,14 @@ def test_the_first_answer_names_the_conversation(app, alice, scripted):
 
 def test_the_sidebar_item_and_page_title_follow_the_new_title(app, alice, scripted):
     scripted.whole = "Banana bread basics"
-    scripted.whole_delay = 1.0  # the item is asked for while the title is still coming
+    scripted.whole_hold = threading.Event()  # the title comes when the test says
     conversation_id, message_id = start_chat(alice, FIRST)
     read_stream(alice, message_id)
     path = f"/conversations/{conversation_id}/item?current={conversation_id}"
     while_coming = alice.get(path).get_data(as_text=True)
     assert FIRST_LINE in while_coming and 'hx-trigger="every 2s"' in while_coming
     assert "running-mark" not in while_coming
+    scripted.whole_hold.set()
     settled(message_id)
     after = alice.get(path).get_data(as_text=True)
     assert re.search(r'<a href="/c/\d+"[^>]*>Banana bread basics</a>', after)
@@ -169,11 +170,13 @@ def test_the_second_answer_does_not_rename(app, alice, scripted):
 
 def test_a_conversation_renamed_before_its_answer_ends_keeps_its_name(app, alice, scripted):
     scripted.whole = "Banana bread basics"
-    scripted.delay = 0.1  # time to rename while the answer is written
+    scripted.hold = threading.Event()  # the answer waits before its last token
     conversation_id, message_id = start_chat(alice, FIRST)
     response = alice.post(f"/c/{conversation_id}/rename", {"title": "My bread"}, htmx=False)
     assert response.status_code == 303
     assert rows(app, Conversation, id=conversation_id)[0].title_renamed
+    assert rows(app, Message, id=message_id)[0].status == "streaming"
+    scripted.hold.set()
     read_stream(alice, message_id)
     settled(message_id)
     assert title_of(app, conversation_id) == "My bread"
@@ -182,11 +185,12 @@ def test_a_conversation_renamed_before_its_answer_ends_keeps_its_name(app, alice
 
 def test_a_rename_during_the_title_request_wins(app, alice, scripted):
     scripted.whole = "Banana bread basics"
-    scripted.whole_delay = 1.5
+    scripted.whole_hold = threading.Event()
     conversation_id, message_id = start_chat(alice, FIRST)
     read_stream(alice, message_id)
     assert wait_until(lambda: scripted.whole_calls, 10)  # the title is being asked for
     alice.post(f"/c/{conversation_id}/rename", {"title": "My bread"}, htmx=False)
+    scripted.whole_hold.set()
     settled(message_id)
     assert title_of(app, conversation_id) == "My bread"
 
@@ -207,7 +211,7 @@ def test_a_failed_title_leaves_the_first_line(app, alice, scripted, failure):
         scripted.whole_fails = failing()
     elif failure == "timeout":
         app.config["TITLE_TIMEOUT_SECONDS"] = 0.3
-        scripted.whole_delay = 30  # the timeout's cancel cuts it short
+        scripted.whole_hold = threading.Event()  # never set: the timeout's cancel ends it
     elif failure == "unscripted":
         scripted.whole = None
     conversation_id, _, _ = first_turn(alice)

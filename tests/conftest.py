@@ -99,6 +99,9 @@ def app(request, tmp_path, scripted, monkeypatch, database_url):
         "PROVIDERS": "equing",
         "STREAM_KEEPALIVE_SECONDS": 0.2,
         "STREAM_SAVE_SECONDS": 0.2,
+        # A generated title is one more request upstream after a first answer: the tests
+        # of titles turn it on (tests/test_titles.py), the others count requests without it.
+        "TITLES": False,
         "RATELIMIT_ENABLED": request.node.get_closest_marker("ratelimits") is not None,
         "RATELIMIT_STORAGE_URI": "memory://",
     })

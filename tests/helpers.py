@@ -177,8 +177,9 @@ def share(client, conversation_id, **form):
 def serve(tmp_path, fault_server, scenario: str, workers: int = 1, **env: str) -> AppServer:
     """gunicorn (started) with ``workers`` workers, Equing at a fault-server scenario, and alice
     (password "correct horse"); ``env`` adds to or overrides its environment, except
-    GUNICORN_WORKERS, which ``workers`` sets."""
-    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing",
+    GUNICORN_WORKERS, which ``workers`` sets. Generated titles are off unless ``env`` turns
+    them on (each would be one more request to the scenario)."""
+    server = AppServer(tmp_path, {"FLASK_PROVIDERS": "equing", "FLASK_TITLES": "false",
                                   "FLASK_EQUING_URL": fault_server.url(scenario), **env},
                        workers=workers).start()
     server.flask("users", "create", "alice", "--password", "correct horse")

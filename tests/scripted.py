@@ -1,7 +1,10 @@
 """A provider that answers from a script: the app tests' stand-in for a model.
 
 It records every call (model, messages, parameters) so tests can check what reached the
-provider, and can pause between tokens, fail mid-answer, or run until cancelled.
+provider, and can pause between tokens, fail mid-answer, or run until cancelled. A request for
+a whole answer (``stream=False``: a conversation's title) is recorded apart, in
+``whole_calls``, and answered with ``whole`` only when a test scripted one (else it fails as an
+upstream would, and the conversation keeps its first line as its title).
 """
 
 from __future__ import annotations
@@ -26,12 +29,23 @@ class ScriptedProvider(AbstractProvider):
     #: What the answer's generator returns at its end, as a provider's finish reason.
     finish_reason: ClassVar[str | None] = None
     calls: ClassVar[list[dict[str, Any]]] = []
+    #: When set, the answer waits (up to 30 s) for this event before its last token: a test
+    #: acts while the answer is surely still being written.
+    hold: ClassVar[threading.Event | None] = None
+    #: The answer to a request with ``stream=False``, yielded at once; None: such a request
+    #: fails. When ``whole_hold`` is given, it first waits (up to 30 s) for that event (a
+    #: cancel, such as a timeout's, cuts the wait short), then raises ``whole_fails`` if set.
+    whole: ClassVar[str | None] = None
+    whole_hold: ClassVar[threading.Event | None] = None
+    whole_fails: ClassVar[Exception | None] = None
+    whole_calls: ClassVar[list[dict[str, Any]]] = []
     started: ClassVar[threading.Event]
     closed: ClassVar[threading.Event]
 
     @classmethod
     def make(cls, **attrs: Any) -> type[ScriptedProvider]:
         attrs.setdefault("calls", [])
+        attrs.setdefault("whole_calls", [])
         attrs.setdefault("started", threading.Event())
         attrs.setdefault("closed", threading.Event())
         return type("ScriptedProvider", (cls,), attrs)
@@ -41,9 +55,26 @@ class ScriptedProvider(AbstractProvider):
                           **kwargs: Any) -> CreateResult:
         cls.check_model(model)
         cancel = kwargs.pop("cancel", None)
+        if not stream:
+            cls.whole_calls.append({"model": model, "messages": messages,
+                                    "params": sampling_kwargs(kwargs), "kwargs": kwargs})
+            return cls._whole(cancel)
         cls.calls.append({"model": model, "messages": messages, "stream": stream,
                           "params": sampling_kwargs(kwargs), "kwargs": kwargs})
         return cls._run(cancel)
+
+    @classmethod
+    def _whole(cls, cancel) -> CreateResult:
+        deadline = time.monotonic() + 30
+        while cls.whole_hold is not None and not cls.whole_hold.wait(0.01):
+            if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
+                return None
+        if cls.whole_fails is not None:
+            raise cls.whole_fails
+        if cls.whole is None:
+            raise ProviderError("no whole answer scripted", provider="scripted")
+        yield cls.whole
+        return "stop"
 
     @classmethod
     def _run(cls, cancel) -> CreateResult:
@@ -61,6 +92,8 @@ class ScriptedProvider(AbstractProvider):
                     return None
                 if cls.delay:
                     time.sleep(cls.delay)
+                if cls.hold is not None and i == len(cls.tokens) - 1:
+                    cls.hold.wait(30)
                 yield token
                 i += 1
             if cls.fail_with is not None:

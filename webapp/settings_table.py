@@ -227,6 +227,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STREAM_MAX_SECONDS", 600,
             "the longest an answer may be written for; then it stops with the reason and its "
             "text so far", kind=float, above=0),
+    # Titles: one short request to the conversation's provider after its first answer.
+    Setting("TITLES", True,
+            "after a conversation's first answer, its provider is asked for a short title "
+            "(unless the person renamed it); off, or when that fails, the first line of the "
+            "first message stays the title"),
+    Setting("TITLE_TIMEOUT_SECONDS", 6,
+            "the longest a title request may take (then the first line stays)", kind=float,
+            above=0),
     Setting("LOG_LEVEL", "INFO", "Python logging level of the app"),
     # Providers: read and checked by webapp.providers.registry. Empty values mean the
     # provider's own default (what ``shown`` says).

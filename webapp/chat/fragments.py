@@ -50,9 +50,12 @@ def sidebar_items(conversations: list[Conversation], more: bool, page: int, curr
     return str(macro(MACROS, "sidebar_items")(conversations, more, page, current, running))
 
 
-def sidebar_item(conversation: Conversation, current: int, running: bool) -> str:
-    """One item of the sidebar list (asked for again while its answer is being written)."""
-    return str(macro(MACROS, "sidebar_item")(conversation, current, running))
+def sidebar_item(conversation: Conversation, current: int, running: bool, *,
+                 alone: bool = False) -> str:
+    """One item of the sidebar list (asked for again while its answer is being written or its
+    title may be coming); ``alone``: asked for by itself, so the open conversation's page
+    title and heading follow out of band."""
+    return str(macro(MACROS, "sidebar_item")(conversation, current, running, alone=alone))
 
 
 def composer_shown(message_id: int | None) -> str:

@@ -1,6 +1,9 @@
 """The sidebar's list of conversations: one page at a time, and out of band after a turn, so
 it follows without a reload. Conversations with an answer being written are marked; such an
-item asks for itself again every few seconds until the answer is done."""
+item asks for itself again every few seconds until the answer is done, and a little longer
+while its conversation may still get a generated title (``streaming.titles``). The item of
+the open conversation, asked for alone, also brings the page's ``<title>`` and heading, so a
+new title shows everywhere without a reload."""
 
 from __future__ import annotations
 
@@ -9,14 +12,32 @@ from flask import current_app
 from ..extensions import db
 from ..models import Conversation, Message
 from ..queries import conversations
+from ..streaming.titles import may_get_title
 from . import fragments
 
 
 def running(rows: list[Conversation]) -> set[int]:
-    """The ids of the conversations among ``rows`` with an answer being written."""
+    """The ids of the conversations among ``rows`` whose item asks for itself again: with an
+    answer being written, or with a generated title that may be coming (its first answer
+    just ended). The latter are also marked ``title_coming`` (an attribute of the row, for
+    this rendering only): their item asks again without showing an answer as running."""
     if not rows:
         return set()
-    return set(db.session.scalars(conversations.running_among([c.id for c in rows])))
+    busy = set(db.session.scalars(conversations.running_among([c.id for c in rows])))
+    recent = [c.id for c in may_get_title(rows, current_app.config) if c.id not in busy]
+    if recent:
+        coming = set(db.session.scalars(conversations.first_answered_among(recent)))
+        for conversation in rows:
+            conversation.title_coming = conversation.id in coming
+        busy |= coming
+    return busy
+
+
+def item(conversation: Conversation, current: int) -> str:
+    """``conversation``'s sidebar item as it stands, alone; when it is the open one
+    (``current``), with the page's ``<title>`` and heading out of band."""
+    busy = conversation.id in running([conversation])
+    return fragments.sidebar_item(conversation, current, busy, alone=True)
 
 
 def sidebar_page(user_id: int, page: int) -> tuple[list[Conversation], bool, set[int]]:

@@ -28,7 +28,7 @@ from .replies import (
     regenerated,
     retried,
 )
-from .sidebar import running, sidebar_page
+from .sidebar import item, sidebar_page
 
 
 @bp.get("/")
@@ -52,11 +52,10 @@ def conversations():
 @login_required
 def sidebar_item(conversation_id: int):
     """One conversation's item in the sidebar list, as it stands (an item marked as having an
-    answer being written asks for itself again until the answer is done)."""
+    answer being written, or a title coming, asks for itself again until it is done); the
+    open conversation's item carries the page's title and heading too (``sidebar.item``)."""
     conversation = owned_or_404(Conversation, conversation_id)
-    current = request.args.get("current", 0, type=int)
-    busy = conversation.id in running([conversation])
-    return fragment(fragments.sidebar_item(conversation, current, busy))
+    return fragment(item(conversation, request.args.get("current", 0, type=int)))
 
 
 @bp.get("/c/<int:conversation_id>")

@@ -48,6 +48,7 @@ def rename(conversation_id: int):
         flash("A title needs 1 to 200 characters; it was not changed.", "error")
         return back(conversation)
     conversation.title = title
+    conversation.title_renamed = True  # no generated title replaces the person's own
     db.session.commit()
     return back(conversation)
 

@@ -18,6 +18,7 @@ from .base import (
     Cancellation,
     CreateResult,
     ProviderError,
+    UpstreamTimeout,
     check_messages,
     drop_oldest,
     sampling_kwargs,
@@ -118,6 +119,14 @@ def _close_all() -> None:
         _models.clear()
 
 
+def _wait_limit(timeout: Any) -> float:
+    """The seconds a caller's ``timeout`` (as requests takes it: one number, or connect and
+    read) lets it wait for the model; -1 (no limit) without one."""
+    if isinstance(timeout, tuple | list):
+        timeout = timeout[-1]
+    return float(timeout) if timeout else -1
+
+
 class LocalModel(AbstractProvider):
     """SmolLM2-135M-Instruct, in this process, offline."""
 
@@ -186,7 +195,8 @@ class LocalModel(AbstractProvider):
         """Answer ``messages`` with the embedded model (see ``AbstractProvider``).
 
         ``temperature``, ``top_p`` and both penalties go to llama.cpp as they are;
-        ``temperature`` 0 is greedy decoding, the same answer every time.
+        ``temperature`` 0 is greedy decoding, the same answer every time. ``timeout`` (seconds,
+        or requests' pair) bounds the wait for the model while another answer uses it.
         """
         cls.check_model(model)
         try:
@@ -197,7 +207,8 @@ class LocalModel(AbstractProvider):
         params.setdefault("max_tokens", cls.default_max_tokens)
         if messages[-1]["role"] == "assistant":
             return cls._go_on(messages, params, kwargs.get("cancel"))
-        return cls._generate(messages, stream, params, kwargs.get("cancel"))
+        return cls._generate(messages, stream, params, kwargs.get("cancel"),
+                             _wait_limit(kwargs.get("timeout")))
 
     @classmethod
     def _go_on(cls, messages: list[dict[str, str]], params: dict[str, Any],
@@ -231,9 +242,12 @@ class LocalModel(AbstractProvider):
 
     @classmethod
     def _generate(cls, messages: list[dict[str, str]], stream: bool, params: dict[str, Any],
-                  cancel: Cancellation | None) -> CreateResult:
+                  cancel: Cancellation | None, wait: float = -1) -> CreateResult:
         loaded = cls.load()
-        with loaded.lock:
+        # One generation at once: a caller with a timeout waits that long for the others.
+        if not loaded.lock.acquire(timeout=wait):
+            raise UpstreamTimeout(f"the model was busy for {wait:g}s", provider=cls.name)
+        try:
             if cancel is not None and cancel.is_set():
                 return
             try:
@@ -262,3 +276,5 @@ class LocalModel(AbstractProvider):
             except (ValueError, RuntimeError) as exc:
                 # llama.cpp says ValueError for a prompt longer than the context window.
                 raise ProviderError(str(exc), provider=cls.name) from exc
+        finally:
+            loaded.lock.release()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Select, bindparam, false, func, select, update
 from sqlalchemy.orm import selectinload
 
-from ..models import RUNNING_STATUSES, Conversation, Message
+from ..models import COMPLETE, RUNNING_STATUSES, Conversation, Message
 
 _conversations = Conversation.__table__
 
@@ -30,6 +30,26 @@ def running_among(conversation_ids: list[int]) -> Select:
                    Message.status.in_(RUNNING_STATUSES)))
 
 
+def first_answered_among(conversation_ids: list[int]) -> Select:
+    """The ids among ``conversation_ids`` with exactly one complete answer and not renamed:
+    those a generated title may still be coming for."""
+    one_answer = (select(Message.conversation_id)
+                  .where(Message.conversation_id.in_(conversation_ids),
+                         Message.role == "assistant", Message.status == COMPLETE)
+                  .group_by(Message.conversation_id).having(func.count() == 1))
+    return select(Conversation.id).where(Conversation.id.in_(one_answer),
+                                         Conversation.title_renamed == false())
+
+
+def title_state(conversation_id: int) -> Select:
+    """Whether a conversation was renamed, and how many complete answers it has (one: the
+    answer that just ended is its first)."""
+    answers = (select(func.count()).where(Message.conversation_id == conversation_id,
+                                          Message.role == "assistant",
+                                          Message.status == COMPLETE).scalar_subquery())
+    return select(Conversation.title_renamed, answers).where(Conversation.id == conversation_id)
+
+
 def owned(conversation_id: int, user_id: int) -> Select:
     """One conversation if, and only if, ``user_id`` owns it."""
     return select(Conversation).where(Conversation.id == conversation_id,
@@ -46,3 +66,11 @@ def with_messages_for_user(user_id: int) -> Select:
 #: every turn and at the end of every answer, so built once (see the package's docstring).
 TOUCH = (update(_conversations).where(_conversations.c.id == bindparam("conversation_id"))
          .values(updated_at=bindparam("now")))
+
+
+#: Gives a conversation a generated title, unless the person renamed it meanwhile (the
+#: condition is in the UPDATE, so a rename that lands first always wins).
+SET_GENERATED_TITLE = (update(_conversations)
+                       .where(_conversations.c.id == bindparam("conversation_id"),
+                              _conversations.c.title_renamed == false())
+                       .values(title=bindparam("title")))

@@ -7,7 +7,8 @@ can coalesce tokens into one published piece per ``STREAM_COALESCE_MS`` (``Coale
 a Stop and keep the time limit (``STREAM_MAX_SECONDS``); when it wakes it takes everything
 queued, so a burst costs one wake-up. The process's ``Saver`` writes the text so far every
 ``STREAM_SAVE_SECONDS`` (more often while another process follows it); at the end the answer is
-saved once with its final status (``Outcome.end``) and HTML, and then its listeners are told.
+saved once with its final status (``Outcome.end``) and HTML, and then its listeners are told;
+after a conversation's first answer, its title is asked for then (``titles``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .reader import read, take
 from .saver import saver_for
 from .sessions import short_session
 from .stops import stops
+from .titles import title_after
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +186,8 @@ class Generation:
         log.info("generation message=%s provider=%s model=%s status=%s tokens=%s "
                  "first_token=%.3fs total=%.3fs", job.message_id, job.provider, job.model,
                  out.status, out.tokens, out.first_token_seconds or -1, out.seconds)
+        # After the pages were told: a title is asked for on this thread, and no page waits.
+        title_after(self.app, job, out.status, out.text)
 
     def _save_final(self) -> None:
         """Save the answer once with how it ended; a transaction the database chose to undo

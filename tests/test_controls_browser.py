@@ -91,7 +91,8 @@ def test_copy_a_message_and_a_code_block_with_the_clipboard_api(browser, server)
     assert read_clipboard(page) == "Show me *some* markdown"
     # Each finished message has exactly one Copy in its toolbar, next to its other tools.
     expect(page.locator("#messages .msg-tools .copy-message")).to_have_count(2)
-    expect(page.locator("#messages .msg-user .msg-tools").get_by_role("button", name="Edit")).to_be_visible()
+    user_tools = page.locator("#messages .msg-user .msg-tools")
+    expect(user_tools.get_by_role("button", name="Edit")).to_be_visible()
     context.close()
     assert not errors, errors
 
@@ -101,9 +102,12 @@ def test_copy_falls_back_to_the_copy_command_where_the_clipboard_api_is_refused(
     page = context.new_page()
     errors = sign_in(page, server.base)
     chat_in_browser(page, server.base, "Code please")
+    # Refused for this context (Playwright's own permissions can only grant).
     cdp = context.new_cdp_session(page)
+    context_id = cdp.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
     cdp.send("Browser.setPermission", {"permission": {"name": "clipboard-write"},
-                                       "setting": "denied", "origin": server.base})
+                                       "setting": "denied", "origin": server.base,
+                                       "browserContextId": context_id})
     refused = page.evaluate("navigator.clipboard.writeText('x').then(() => 'written', e => e.name)")
     assert refused == "NotAllowedError"
 

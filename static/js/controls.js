@@ -350,10 +350,10 @@
   }
 
   // -- Start -----------------------------------------------------------------------------------
-  // A MutationObserver rather than htmx's swap events: an answer's final HTML comes as an
-  // out-of-band swap that replaces the element its stream belongs to, and htmx then fires its
-  // after-swap events on that detached element, which never reach the document. The observer
-  // sees every insertion, whatever made it (a swap, a partial, answer-watch.js's restarts).
+  // A MutationObserver rather than htmx's swap events: htmx fires those per swap, on targets
+  // that differ by kind (a stream's body, an out-of-band swap's target, the detached element
+  // an out-of-band swap replaced), and answer-watch.js restarts a stream by cloning its
+  // element without any swap. The observer sees every insertion, whatever made it.
   function start() {
     announcer();
     showShortcutsButton();

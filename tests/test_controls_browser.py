@@ -139,6 +139,33 @@ def test_copy_without_the_clipboard_api(browser, server):
     assert not errors, errors
 
 
+def test_copy_on_a_shared_snapshot(browser, server):
+    page = browser.new_page()
+    errors = sign_in(page, server.base)
+    chat_in_browser(page, server.base, "Share and copy")
+    page.click("#share summary")
+    page.click("#share button[type=submit]")
+    link = page.locator(".share-link").input_value()
+    stranger = clipboard_context(browser, server.base)  # no session: a reader without an account
+    reader = stranger.new_page()
+    reader.on("pageerror", lambda exc: errors.append(str(exc)))
+    reader.goto(link)
+    shared = reader.locator(".msg-assistant")
+    # A snapshot's messages have no toolbar of their own: Copy gets one, above the details.
+    expect(shared.locator(".msg-tools + p.msg-info")).to_have_count(1)
+    shared.locator(".msg-tools").get_by_role("button", name="Copy", exact=True).click()
+    expect(shared.locator(".copy-message")).to_have_text("Copied")
+    assert read_clipboard(reader) == MARKDOWN
+    shared.locator(".code-block").get_by_role("button", name="Copy", exact=True).click()
+    expect(shared.locator(".copy-code")).to_have_text("Copied")
+    assert read_clipboard(reader) == CODE
+    reader.locator(".msg-user").get_by_role("button", name="Copy", exact=True).click()
+    expect(reader.locator(".msg-user .copy-message")).to_have_text("Copied")
+    assert read_clipboard(reader) == "Share and copy"
+    stranger.close()
+    assert not errors, errors
+
+
 # -- Keyboard shortcuts -------------------------------------------------------------------------
 
 def test_question_mark_opens_the_shortcuts_dialog_and_esc_closes_it(browser, server):

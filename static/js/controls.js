@@ -216,6 +216,7 @@
   }
 
   function copyLastAnswer() {
+    if (!document.getElementById("composer")) return false;  // not a conversation page
     var answers = Array.prototype.filter.call(
       document.querySelectorAll("#messages article.msg-assistant"),
       function (article) { return messageSource(article) !== null; });

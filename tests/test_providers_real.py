@@ -172,7 +172,7 @@ def test_local_model_fits_a_long_conversation_in_its_window():
     system = {"role": "system", "content": "Answer briefly."}
     turns = [{"role": ("user", "assistant")[i % 2],
               "content": f"Turn {i}: " + "tell me more about the lighthouse keeper " * 6}
-             for i in range(50)]
+             for i in range(51)]  # ending with the person's turn (a last answer is continued)
     local = LocalModel.configured(n_ctx=2048)
     kept, dropped = local.fit_history([system, *turns], {"max_tokens": 256})
     assert kept[0] == system and kept[-1] == turns[-1] and dropped > 0

@@ -50,6 +50,26 @@ def available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None and bundled_model_path() is not None
 
 
+def _relay(chunks: Any, cancel: Cancellation | None, text_of: Any) -> CreateResult:
+    """Yield the text of llama.cpp's streamed ``chunks`` (``text_of`` a chunk's choice) until
+    they end or ``cancel`` is set; return the finish reason ('length': the answer reached
+    max_tokens or the context window)."""
+    reason = None
+    try:
+        # Each token is computed in C; offload keeps a gevent worker serving others.
+        while (chunk := offload(next, chunks, None)) is not None:
+            if cancel is not None and cancel.is_set():
+                return None
+            choice = chunk["choices"][0]
+            reason = choice.get("finish_reason") or reason
+            text = text_of(choice)
+            if text:
+                yield text
+    finally:
+        chunks.close()
+    return reason
+
+
 def _open_turn_prompt(llama: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
     """The tokens of ``messages`` in the model's chat template, ending inside the last
     message's turn (right after its text), and the strings that end a turn."""
@@ -225,18 +245,7 @@ class LocalModel(AbstractProvider):
                 prompt, stop = offload(_open_turn_prompt, loaded.llama, messages)
                 chunks = loaded.llama.create_completion(prompt=prompt, stream=True, stop=stop,
                                                         **params)
-                reason = None
-                try:
-                    while (chunk := offload(next, chunks, None)) is not None:
-                        if cancel is not None and cancel.is_set():
-                            return None
-                        choice = chunk["choices"][0]
-                        reason = choice.get("finish_reason") or reason
-                        if choice.get("text"):
-                            yield choice["text"]
-                finally:
-                    chunks.close()
-                return reason
+                return (yield from _relay(chunks, cancel, lambda choice: choice.get("text")))
             except (ValueError, RuntimeError) as exc:
                 raise ProviderError(str(exc), provider=cls.name) from exc
 
@@ -258,21 +267,8 @@ class LocalModel(AbstractProvider):
                     return result["choices"][0].get("finish_reason")
                 chunks = loaded.llama.create_chat_completion(messages=messages, stream=True,
                                                              **params)
-                reason = None
-                try:
-                    # Each token is computed in C; offload keeps a gevent worker serving others.
-                    while (chunk := offload(next, chunks, None)) is not None:
-                        if cancel is not None and cancel.is_set():
-                            return None
-                        choice = chunk["choices"][0]
-                        reason = choice.get("finish_reason") or reason
-                        content = choice["delta"].get("content")
-                        if content:
-                            yield content
-                finally:
-                    chunks.close()
-                # 'length': the answer reached max_tokens or the context window.
-                return reason
+                return (yield from _relay(chunks, cancel,
+                                          lambda choice: choice["delta"].get("content")))
             except (ValueError, RuntimeError) as exc:
                 # llama.cpp says ValueError for a prompt longer than the context window.
                 raise ProviderError(str(exc), provider=cls.name) from exc

@@ -290,3 +290,22 @@ def test_without_javascript_every_control_is_a_plain_form(browser, server):
     expect(count(answers(page).last)).to_have_text("2 / 2")
     expect(body(answers(page).last)).to_have_text(second)
     context.close()
+
+
+def test_the_version_buttons_keep_the_keyboard_focus(page, server):
+    """With the keyboard alone: the focus stays on the version button just pressed (the
+    messages are replaced under it), so the versions can be paged through with Enter."""
+    chat_in_browser(page, server.base, "Page through me")
+    for total in ("2 / 2", "3 / 3"):
+        answers(page).last.get_by_role("button", name="Regenerate").click()
+        expect(count(answers(page).last)).to_have_text(total, timeout=WAIT)
+        done(page)
+    previous = answers(page).last.get_by_role("button", name="Previous version")
+    previous.focus()
+    page.keyboard.press("Enter")
+    expect(count(answers(page).last)).to_have_text("2 / 3")
+    expect(answers(page).last.get_by_role("button", name="Previous version")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(count(answers(page).last)).to_have_text("1 / 3")
+    # At the first version "Previous version" is disabled: the focus goes to the next control.
+    expect(answers(page).last.get_by_role("button", name="Next version")).to_be_focused()

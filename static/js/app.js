@@ -109,6 +109,42 @@
     }, 0);
   });
 
+  // A message's controls (a version button, Regenerate, Continue, Save and send) replace the
+  // messages or the message they act on: the control that had the focus is gone. Put it on
+  // the control of the same name in the message at the same place, so "Next version" can be
+  // pressed again and again; else on that message's first control; else the composer.
+  var controlOfRequest = null;
+  document.addEventListener("htmx:before:request", function (evt) {
+    var source = evt.detail && evt.detail.ctx && evt.detail.ctx.sourceElement;
+    var form = source && source.closest && source.closest(".msg-tools form, form.edit-form");
+    var article = form && form.closest("article.msg");
+    if (!article) { controlOfRequest = null; return; }
+    var button = form.querySelector("button");
+    controlOfRequest = {
+      place: Array.prototype.indexOf.call(document.querySelectorAll("#messages article.msg"), article),
+      label: button ? (button.getAttribute("aria-label") || button.textContent.trim()) : ""
+    };
+  });
+  document.addEventListener("htmx:finally:request", function () {
+    var was = controlOfRequest;
+    controlOfRequest = null;
+    if (!was) return;
+    setTimeout(function () {
+      var active = document.activeElement;
+      if (active && active !== document.body && active.isConnected) return;
+      var article = document.querySelectorAll("#messages article.msg")[was.place];
+      var buttons = article ? Array.prototype.filter.call(
+        article.querySelectorAll(".msg-tools button, .msg-actions button"),
+        function (b) { return !b.disabled; }) : [];
+      var same = buttons.filter(function (b) {
+        return (b.getAttribute("aria-label") || b.textContent.trim()) === was.label;
+      });
+      var target = same[0] || buttons[0];
+      if (target) target.focus();
+      else refocusComposer();
+    }, 0);
+  });
+
   // An answer's bubble is replaced when it ends: if its Stop button had the focus, the
   // focus would fall to <body>.
   document.addEventListener("focusout", function (evt) {

@@ -6,9 +6,10 @@
 Builds a fresh SQLite database (or ``--database URL``) with one person who has
 ``--conversations`` conversations, one of them with ``--messages`` messages on its shown path
 (markdown with code, as answers are), each answer in ``--versions`` versions (the middle one
-shown, so the path is not simply the newest rows), then times the whole request in-process (Flask's test client: routing,
-queries, templates, markdown) for the conversation page, the first sidebar page (``/``, a new
-chat) and the sidebar's next page. Prints the median and the 90th percentile.
+shown, so the path is not simply the newest rows), then times the whole request in-process
+(Flask's test client: routing, queries, templates, markdown) for the conversation page, the
+first sidebar page (``/``, a new chat) and the sidebar's next page. Prints the median and
+the 90th percentile.
 """
 
 from __future__ import annotations

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                         help="the embedded model's answer length (default: the app's)")
     args = parser.parse_args(argv)
     env = {"FLASK_LOCAL_MAX_TOKENS": str(args.max_tokens)} if args.max_tokens else {}
+    # Each run is a new conversation: its generated title would keep the model busy when the
+    # next run asks it for an answer.
+    env["FLASK_TITLES"] = "false"
     firsts, totals = [], []
     with tempfile.TemporaryDirectory() as tmp:
         server = AppServer(Path(tmp), env=env).start()

@@ -565,6 +565,9 @@ class Bench:
             "FLASK_STREAMS_PER_USER": "100000", "FLASK_LOGIN_RATE_LIMIT": "100000 per minute",
             "FLASK_MAX_HISTORY_MESSAGES": "4", "GUNICORN_ACCESSLOG": "",
             "FLASK_MESSAGE_RATE_LIMIT": "1000000 per minute",
+            # Answers alone: a generated title is one more upstream request per conversation,
+            # and its words would reach the streams in the sidebar's updates.
+            "FLASK_TITLES": "false",
             # Both servers sign the same session cookie.
             "FLASK_SECRET_KEY": secrets.token_hex(16),
             "FLASK_LOG_LEVEL": "WARNING", **self.env}

@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
     ours, theirs = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        server = AppServer(Path(tmp), {"FLASK_PROVIDERS": "local",
+        # Titles off: a new conversation's generated title would hold the model meanwhile.
+        server = AppServer(Path(tmp), {"FLASK_PROVIDERS": "local", "FLASK_TITLES": "false",
                                        "FLASK_MESSAGE_RATE_LIMIT": "1000 per minute"}).start()
         try:
             server.flask("users", "create", "bench", "--password", "bench-password")

@@ -24,53 +24,61 @@ _SLOT = 1999999999
 _ERRORS = 'hx-status:4xx="target:#composer-error, swap:innerHTML"'
 
 
-def _address(endpoint: str, message_id: int) -> str:
-    """``url_for(endpoint, message_id=…)`` at the cost of a string replace."""
-    cache = g.setdefault("_message_addresses", {})
-    pattern = cache.get(endpoint)
-    if pattern is None:
-        pattern = cache[endpoint] = url_for(endpoint, message_id=_SLOT)
-    return pattern.replace(str(_SLOT), str(message_id))
+class _Forms:
+    """What every control of one request shares, made once: the CSRF field, and each route's
+    address with a slot for the id (``url_for`` per control was most of the cost)."""
 
+    def __init__(self) -> None:
+        self.csrf = (f'<input type="hidden" name="csrf_token" '
+                     f'value="{escape(generate_csrf())}">')
+        self._patterns: dict[str, str] = {}
 
-def _csrf() -> str:
-    return f'<input type="hidden" name="csrf_token" value="{escape(generate_csrf())}">'
+    def address(self, endpoint: str, value: int, key: str = "message_id") -> str:
+        """``url_for(endpoint, **{key: value})`` at the cost of a string replace."""
+        pattern = self._patterns.get(endpoint)
+        if pattern is None:
+            pattern = self._patterns[endpoint] = url_for(endpoint, **{key: _SLOT})
+        return pattern.replace(str(_SLOT), str(value))
 
+    def post(self, endpoint: str, message_id: int, label: str, *, target: str = "#messages",
+             swap: str = "innerHTML", attrs: str = "") -> str:
+        """One control as a form posting to a message's route."""
+        address = self.address(endpoint, message_id)
+        return (f'<form class="msg-action" method="post" action="{address}" '
+                f'hx-post="{address}" hx-target="{target}" hx-swap="{swap}" {_ERRORS}>'
+                f'{self.csrf}<button type="submit"{attrs}>{label}</button></form>')
 
-def _post(endpoint: str, message_id: int, label: str, *, target: str = "#messages",
-          swap: str = "innerHTML", attrs: str = "") -> str:
-    """One control as a form posting to a message's route."""
-    address = _address(endpoint, message_id)
-    return (f'<form class="msg-action" method="post" action="{address}" hx-post="{address}" '
-            f'hx-target="{target}" hx-swap="{swap}" {_ERRORS}>{_csrf()}'
-            f'<button type="submit"{attrs}>{label}</button></form>')
+    def edit(self, m) -> str:
+        """Edit: in place with htmx; without JavaScript, the page with the message as a
+        form."""
+        page = self.address("chat.conversation", m.conversation_id, "conversation_id")
+        return (f'<form class="msg-action" method="get" action="{page}#m-{m.id}" '
+                f'hx-get="{self.address("chat.edit", m.id)}" hx-target="#m-{m.id}" '
+                f'hx-swap="outerHTML"><input type="hidden" name="edit" value="{m.id}">'
+                f'<button type="submit" class="edit">Edit</button></form>')
 
+    def versions(self, message_id: int, versions: Versions | None) -> str:
+        """Previous / Next version and "n / total", for a message with siblings ('' without)."""
+        if versions is None or versions.total < 2:
+            return ""
+        previous = self._version("Previous version", "‹", versions.previous, message_id)
+        following = self._version("Next version", "›", versions.next, message_id)
+        return (f'<nav class="versions" aria-label="Versions of this message">{previous}'
+                f'<span class="version-count">{versions.number} / {versions.total}</span>'
+                f'{following}</nav>')
 
-def version_nav(message_id: int, versions: Versions | None) -> str:
-    """Previous / Next version and "n / total", for a message with siblings ('' without)."""
-    if versions is None or versions.total < 2:
-        return ""
-    parts = ['<nav class="versions" aria-label="Versions of this message">']
-    for label, target, sign in (("Previous version", versions.previous, "‹"),
-                                ("Next version", versions.next, "›")):
-        if label == "Next version":
-            parts.append(f'<span class="version-count">{versions.number} / '
-                         f'{versions.total}</span>')
+    def _version(self, label: str, sign: str, target: int | None, message_id: int) -> str:
         disabled = "" if target else " disabled"
-        parts.append(_post("chat.choose", target or message_id, sign,
-                           attrs=f' class="icon" aria-label="{label}" title="{label}"'
-                                 f'{disabled}'))
-    parts.append("</nav>")
-    return "".join(parts)
+        return self.post("chat.choose", target or message_id, sign,
+                         attrs=f' class="icon" aria-label="{label}" title="{label}"{disabled}')
 
 
-def _edit(m) -> str:
-    """Edit: in place with htmx; without JavaScript, the page with the message as a form."""
-    page = url_for("chat.conversation", conversation_id=m.conversation_id)
-    return (f'<form class="msg-action" method="get" action="{page}#m-{m.id}" '
-            f'hx-get="{_address("chat.edit", m.id)}" hx-target="#m-{m.id}" '
-            f'hx-swap="outerHTML"><input type="hidden" name="edit" value="{m.id}">'
-            f'<button type="submit" class="edit">Edit</button></form>')
+def _forms() -> _Forms:
+    """This request's ``_Forms``."""
+    forms = g.get("_message_forms")
+    if forms is None:
+        forms = g._message_forms = _Forms()
+    return forms
 
 
 def can_continue(m, last: bool) -> bool:
@@ -83,14 +91,15 @@ def can_continue(m, last: bool) -> bool:
 def message_tools(m, versions: Versions | None, last: bool) -> Markup:
     """The controls under message ``m`` (``versions``: where it stands among its siblings;
     ``last``: nothing follows it)."""
-    parts = [version_nav(m.id, versions)]
+    forms = _forms()
+    parts = [forms.versions(m.id, versions)]
     if m.role == "user":
-        parts.append(_edit(m))
+        parts.append(forms.edit(m))
     elif m.status not in ("pending", "streaming"):
-        parts.append(_post("chat.regenerate", m.id, "Regenerate"))
+        parts.append(forms.post("chat.regenerate", m.id, "Regenerate"))
         if can_continue(m, last):
-            parts.append(_post("chat.continue_", m.id, "Continue", target=f"#m-{m.id}",
-                               swap="outerHTML"))
+            parts.append(forms.post("chat.continue_", m.id, "Continue", target=f"#m-{m.id}",
+                                    swap="outerHTML"))
     inside = "".join(parts)
     # Safe: labels are constants, ids are integers, addresses come from url_for and the CSRF
     # token is escaped.

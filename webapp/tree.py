@@ -12,7 +12,8 @@ the versions last chosen below it (going back to it shows it as it was left).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from operator import itemgetter
+from typing import NamedTuple
 
 from sqlalchemy import select
 
@@ -21,8 +22,7 @@ from .models import Message
 from .queries import messages as queries
 
 
-@dataclass(frozen=True)
-class Versions:
+class Versions(NamedTuple):
     """Where a message stands among its siblings: ``number`` of ``total`` (from 1), and the
     ids of the versions before and after it (None at either end)."""
 
@@ -39,7 +39,8 @@ class Tree:
         self.parent: dict[int, int | None] = {}
         self.children: dict[int | None, list[int]] = {}
         self.selected: set[int] = set()
-        for message_id, parent_id, selected in sorted(rows):
+        # Children listed oldest first: by id (plain ints, so the sort stays in C).
+        for message_id, parent_id, selected in sorted(rows, key=itemgetter(0)):
             self.parent[message_id] = parent_id
             self.children.setdefault(parent_id, []).append(message_id)
             if selected:
@@ -80,9 +81,11 @@ class Tree:
         path = self.path()
         return path[-1] if path else None
 
-    def versions(self, message_id: int) -> Versions:
-        """Where ``message_id`` stands among its siblings."""
+    def versions(self, message_id: int) -> Versions | None:
+        """Where ``message_id`` stands among its siblings; None when it has none."""
         siblings = self.children[self.parent[message_id]]
+        if len(siblings) == 1:
+            return None
         at = siblings.index(message_id)
         return Versions(at + 1, len(siblings), siblings[at - 1] if at else None,
                         siblings[at + 1] if at + 1 < len(siblings) else None)
@@ -114,7 +117,7 @@ def load(conversation_id: int) -> Tree:
     """The tree of one conversation, read in one query of three small columns."""
     m = Message.__table__.c
     rows = db.session.execute(select(m.id, m.parent_id, m.selected)
-                              .where(m.conversation_id == conversation_id))
+                              .where(m.conversation_id == conversation_id)).all()
     return Tree(rows)
 
 

@@ -116,7 +116,8 @@ def searched(client, words):
     """The ids of the conversations a search finds."""
     page = client.get("/search", query_string={"q": words}).get_data(as_text=True)
     hits = re.search(r'<ul class="hits">(.*?)</ul>', page, re.S)
-    return {int(found) for found in re.findall(r'href="/c/(\d+)"', hits.group(1) if hits else "")}
+    links = re.findall(r'href="/c/(\d+)[?#"]', hits.group(1) if hits else "")
+    return {int(found) for found in links}
 
 
 def test_each_flat_conversation_becomes_one_branch(old_app):

@@ -32,13 +32,17 @@ def running_among(conversation_ids: list[int]) -> Select:
 
 def first_answered_among(conversation_ids: list[int]) -> Select:
     """The ids among ``conversation_ids`` with exactly one complete answer and not renamed:
-    those a generated title may still be coming for."""
-    one_answer = (select(Message.conversation_id)
-                  .where(Message.conversation_id.in_(conversation_ids),
-                         Message.role == "assistant", Message.status == COMPLETE)
-                  .group_by(Message.conversation_id).having(func.count() == 1))
-    return select(Conversation.id).where(Conversation.id.in_(one_answer),
-                                         Conversation.title_renamed == false())
+    those a generated title may still be coming for. "Exactly one" is "a first and no
+    second", each found by the index without counting a long conversation's answers."""
+    def nth_complete(n: int):
+        return (select(Message.id)
+                .where(Message.conversation_id == Conversation.id, Message.role == "assistant",
+                       Message.status == COMPLETE)
+                .order_by(Message.id).limit(1).offset(n).scalar_subquery())
+    return select(Conversation.id).where(Conversation.id.in_(conversation_ids),
+                                         Conversation.title_renamed == false(),
+                                         nth_complete(0).is_not(None),
+                                         nth_complete(1).is_(None))
 
 
 def title_state(conversation_id: int) -> Select:

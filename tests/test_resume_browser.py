@@ -207,6 +207,18 @@ def stream_requests(context):
     return found
 
 
+def counting_through(browser, proxy):
+    """A page of a new context, signed in through ``proxy``, whose answer has reached word
+    20 (held there); its context, page, script errors and the streams it asks for from now
+    on."""
+    context = new_context(browser)
+    page = context.new_page()
+    errors = sign_in(page, proxy.base)
+    chat_in_browser(page, proxy.base, "Count for me", wait=False)
+    wait_words(page, 20)
+    return context, page, errors, stream_requests(context)
+
+
 def test_offline_and_back_mid_answer(browser, numbered):
     """``set_offline`` as it is: chromium fails the requests started while offline, but the
     answer's stream, already open, keeps flowing; the answer ends whole and in order."""
@@ -236,12 +248,7 @@ def test_network_dropped_and_restored_mid_answer_resumes(browser, numbered):
     holds = numbered.hold(20, 40)
     proxy = NetProxy(numbered.server.port).start()
     try:
-        context = new_context(browser)
-        page = context.new_page()
-        errors = sign_in(page, proxy.base)
-        chat_in_browser(page, proxy.base, "Count for me", wait=False)
-        wait_words(page, 20)
-        streams = stream_requests(context)
+        context, page, errors, streams = counting_through(browser, proxy)
         last_id = page.evaluate("document.querySelector('.msg-body[id$=\"-body\"]')"
                                 "._htmx.sse.lastEventId")
         context.set_offline(True)
@@ -274,12 +281,7 @@ def test_a_silent_connection_is_restarted_where_it_stopped(browser, numbered):
     holds = numbered.hold(20, 40)
     proxy = NetProxy(numbered.server.port).start()
     try:
-        context = new_context(browser)
-        page = context.new_page()
-        errors = sign_in(page, proxy.base)
-        chat_in_browser(page, proxy.base, "Count for me", wait=False)
-        wait_words(page, 20)
-        streams = stream_requests(context)
+        context, page, errors, streams = counting_through(browser, proxy)
         assert proxy.stall() >= 1
         holds[20].set()
         # Restarted after some 6 s of silence, it gets the words written meanwhile.

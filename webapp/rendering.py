@@ -140,8 +140,8 @@ def message_info(message) -> Markup:
     escape = html.escape  # plain strings: a Markup object per value costs more than the rest
     items = "".join(f"<dt>{escape(str(key))}</dt><dd>{escape(str(value))}</dd>"
                     for key, value in rows)
-    brief = "".join(f" · {escape(value)}" for key, value in stats
-                    if key in ("tokens", "tokens per second"))
+    units = {"tokens": "tokens", "tokens per second": "tokens/s"}
+    brief = "".join(f" · {escape(value)} {units[key]}" for key, value in stats if key in units)
     return Markup(  # noqa: S704 - every value is escaped above
         f'<details class="msg-info">\n  <summary>{escape(message.provider or "?")} · '
         f'{escape(message.model or "?")}{brief}</summary>\n  <dl>{items}</dl>\n</details>')

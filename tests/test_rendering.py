@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta
 
 import pytest
 
-from webapp.rendering import StreamingMarkdown, render_markdown
+from webapp.models import Message
+from webapp.rendering import StreamingMarkdown, answer_stats, message_info, render_markdown
 
 #: Answers with every kind of block, including the cases where a block's end is subtle.
 ANSWERS = [
@@ -94,3 +96,20 @@ def test_an_image_inside_a_link_is_its_text():
 def test_an_image_with_a_script_address_is_not_a_link():
     html = str(render_markdown("![x](javascript:alert(1)) ![y](data:image/png;base64,AAAA)"))
     assert "<img" not in html and "href" not in html
+
+
+def test_an_answers_details_show_its_tokens_first_token_and_rate():
+    start = datetime(2026, 12, 3, 12, 0, 0)
+    answer = Message(role="assistant", status="complete", provider="local", model="m",
+                     params={"temperature": 0.5}, token_count=101, started_at=start,
+                     first_token_at=start + timedelta(seconds=0.25),
+                     finished_at=start + timedelta(seconds=4.25))
+    assert answer_stats(answer) == [("tokens", "101"), ("time to first token", "0.25 s"),
+                                    ("tokens per second", "25.0"), ("total time", "4.25 s")]
+    details = str(message_info(answer))
+    assert "<summary>local · m · 101 tokens · 25.0 tokens/s</summary>" in details
+    assert "<dt>temperature</dt><dd>0.5</dd>" in details
+    # Before its first token, an answer has no rate to show.
+    waiting = Message(role="assistant", status="stopped", token_count=0, started_at=start,
+                      finished_at=start + timedelta(seconds=3))
+    assert answer_stats(waiting) == [("total time", "3.00 s")]

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import inspect, text
 
+from .api.catalog import parse_aliases
 from .config import ROOT
 from .extensions import app_state, db, providers
 from .providers import ConfigError, ProviderRegistry
@@ -47,6 +48,10 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
     try:
         ProviderRegistry.from_config(config)
     except ConfigError as exc:
+        problems.append(str(exc))
+    try:
+        parse_aliases(str(config.get("API_MODEL_ALIASES") or ""))
+    except ValueError as exc:
         problems.append(str(exc))
     return problems
 

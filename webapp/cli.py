@@ -10,13 +10,16 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from . import factory
+from .api.keys import KeyRefused, create_key, revoke_key
 from .auth.accounts import create_user
 from .checks import ConfigurationError, config_problems, live_checks
 from .config import ROOT, load
 from .copy import copy_database
 from .extensions import db
 from .extensions import providers as enabled_providers
+from .models import ApiKey
 from .providers import ProviderError
+from .queries import api as api_queries
 from .queries import people
 
 
@@ -26,6 +29,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(providers)
     app.cli.add_command(chat)
     app.cli.add_command(copy_data)
+    app.cli.add_command(api_keys)
 
 
 users = AppGroup("users", help="Manage accounts.")
@@ -44,6 +48,58 @@ def users_create(username: str, password: str, admin: bool):
         raise click.ClickException("the password needs at least 8 characters")
     create_user(username, password, is_admin=admin)
     click.echo(f"created {'administrator ' if admin else ''}{username}")
+
+
+api_keys = AppGroup("api-keys", help="Manage people's keys to the API.")
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "never"
+
+
+@api_keys.command("create")
+@click.argument("username")
+@click.option("--name", "label", default="made by an operator", show_default=True,
+              help="What the key is for (shown in the person's list of keys).")
+def api_keys_create(username: str, label: str):
+    """Make a key for USERNAME; the key alone is printed on the last line (shown once)."""
+    user = db.session.scalar(people.by_username(username))
+    if user is None:
+        raise click.ClickException(f"no account is called {username!r}")
+    try:
+        key, secret = create_key(user, label)
+    except KeyRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created key {key.id} ({key.name!r}) for {username}; it is shown only now:")
+    click.echo(secret)
+
+
+@api_keys.command("list")
+@click.argument("username", required=False)
+def api_keys_list(username: str | None):
+    """List the keys (of USERNAME, or everyone's): id, owner, name, start, made, last used."""
+    user_id = None
+    if username is not None:
+        user = db.session.scalar(people.by_username(username))
+        if user is None:
+            raise click.ClickException(f"no account is called {username!r}")
+        user_id = user.id
+    for key in db.session.scalars(api_queries.all_keys(user_id)):
+        state = f"revoked {_when(key.revoked_at)}" if key.revoked_at else "active"
+        click.echo(f"{key.id}\t{key.user.username}\t{key.name}\t{key.prefix}…\t"
+                   f"made {_when(key.created_at)}\tlast used {_when(key.last_used_at)}\t{state}")
+
+
+@api_keys.command("revoke")
+@click.argument("key_id", type=int)
+def api_keys_revoke(key_id: int):
+    """Revoke key KEY_ID (its id, as `list` shows it): refused from the next request on."""
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        raise click.ClickException(f"there is no key {key_id}")
+    if not revoke_key(key):
+        raise click.ClickException(f"key {key_id} was already revoked")
+    click.echo(f"revoked key {key_id} ({key.name!r}) of {key.user.username}")
 
 
 @click.command()

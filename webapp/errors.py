@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
+from .api.wire import ApiError, is_api_request
 from .htmx import fragment, is_htmx
 
 MESSAGES = {
@@ -28,7 +29,10 @@ def error_fragment(message: str, status: int) -> Response:
 
 
 def render_error(status: int, message: str):
-    """The error page with ``message`` (a fragment for htmx), as a response and its status."""
+    """The error page with ``message`` (a fragment for htmx; OpenAI's JSON error under the
+    API's addresses), as a response and its status."""
+    if is_api_request():
+        return ApiError(status, message).response()
     if is_htmx():
         return error_fragment(message, status)
     return render_template("error.html", status=status, message=message), status

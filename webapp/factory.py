@@ -10,6 +10,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import (
+    api,
     auth,
     chat,
     cli,
@@ -93,7 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None, migrations: bool = Tru
     extensions.init_state(app, ProviderRegistry.from_config(app.config), secret_key_given)
 
     guards.init_app(app)  # before the blueprints: their rules take its bounded <int:...>
-    for blueprint in (auth.bp, chat.bp, settings.bp, share.bp, manage.bp, meta.bp):
+    for blueprint in (auth.bp, chat.bp, settings.bp, share.bp, manage.bp, meta.bp, api.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     htmx.init_app(app)

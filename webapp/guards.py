@@ -41,6 +41,10 @@ INT32_MAX = 2**31 - 1
 SELF_CHECKED = frozenset({"auth.login", "auth.signup", "auth.setup", "settings.defaults",
                           "manage.conversation_settings"})
 
+#: Views whose JSON body is not a form's: the API reads and checks its own (and answers in
+#: OpenAI's shape, saying which field is wrong).
+OWN_JSON = frozenset({"api.chat_completions"})
+
 MESSAGE = ("The request contains a character that cannot be stored (a NUL character or a "
            "broken Unicode sequence): remove it and try again.")
 JSON_MESSAGE = ("A JSON body must be an object whose values are text, like the fields of a "
@@ -187,7 +191,8 @@ def init_app(app: Flask) -> None:
         if unstorable(request.path):
             abort(404)  # no id, token or file name holds such a character: nothing is here
         problem = (None if request.endpoint in SELF_CHECKED
-                   else field_problem("the query", request.args)) or json_problem()
+                   else field_problem("the query", request.args)) or \
+            (None if request.endpoint in OWN_JSON else json_problem())
         if problem is not None:
             return render_error(400, problem)
         return None

@@ -85,6 +85,7 @@ class Conversation(db.Model):
 
     __tablename__ = "conversations"
     __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),
+                      Index("ix_conversations_user_api_digest", "user_id", "api_digest"),
                       NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -93,6 +94,12 @@ class Conversation(db.Model):
     #: Set once the person renames the conversation: no generated title replaces theirs.
     title_renamed: Mapped[bool] = mapped_column(default=False, server_default=false())
     pinned: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: Where its turns came from: ``"web"`` (the chat) or ``"api"`` (the served API, when
+    #: ``API_KEEP_CONVERSATIONS`` keeps its turns).
+    origin: Mapped[str] = mapped_column(String(8), default="web", server_default="web")
+    #: For an API conversation: a digest of its messages so far, so that a client that sends
+    #: the same history again with one more message continues it instead of starting another.
+    api_digest: Mapped[str | None] = mapped_column(String(64))
     #: This conversation's own generation settings (same keys as ``UserSettings``), or None
     #: to use the person's defaults. Applies from the next message on.
     settings: Mapped[dict | None] = mapped_column(JSON)
@@ -200,6 +207,70 @@ class Message(db.Model):
         a, b = getattr(self, start), getattr(self, end)
         return (b - a).total_seconds() if a and b else None
 
+
+
+class ApiKey(db.Model):
+    """A person's key to the served API (``Authorization: Bearer KEY``).
+
+    Only a SHA-256 digest of the key is kept: the key is shown once, when it is made. A key is
+    random (256 bits), so a fast digest is enough (there is nothing to guess, unlike a
+    password). A revoked key keeps its row so the calls made with it still name it.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    #: The key's first characters, shown in lists so a person can tell their keys apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class ApiCall(db.Model):
+    """One call to the served API: who, with which key, what model, how it went."""
+
+    __tablename__ = "api_calls"
+    __table_args__ = (Index("ix_api_calls_user_started", "user_id", "started_at"),
+                      Index("ix_api_calls_status", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"),
+                                               index=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    #: The model as asked for, and what it resolved to.
+    model: Mapped[str] = mapped_column(String(200), default="")
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_model: Mapped[str | None] = mapped_column(String(128))
+    stream: Mapped[bool] = mapped_column(default=False)
+    #: ``running`` until the call ends, then ``complete``, ``stopped`` (the client left, or a
+    #: shutdown) or ``error``.
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    #: The HTTP status the call was answered with (200 for a stream that failed later).
+    http_status: Mapped[int] = mapped_column(default=200)
+    error: Mapped[str | None] = mapped_column(Text)
+    prompt_tokens: Mapped[int] = mapped_column(default=0)
+    completion_tokens: Mapped[int] = mapped_column(default=0)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_token_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    key: Mapped[ApiKey | None] = relationship()
+
+    def seconds(self) -> float | None:
+        """How long the call took, once it ended."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
 
 
 class SignInFailure(db.Model):

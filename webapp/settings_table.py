@@ -235,6 +235,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TITLE_TIMEOUT_SECONDS", 6,
             "the longest a title request may take (then the first line stays)", kind=float,
             above=0),
+    # The served API (`/v1/chat/completions`, `/api/openai/v1/chat/completions`).
+    Setting("API_ENABLED", True,
+            "whether the OpenAI-compatible API answers (off: its addresses answer 404)"),
+    Setting("API_MODEL_ALIASES", "gpt-3.5-turbo=default",
+            "comma-separated `ALIAS=PROVIDER/MODEL` pairs: model names the API takes for a "
+            "provider's model; `default` stands for the default provider's default model "
+            "(Equing clients always ask for `gpt-3.5-turbo`)"),
+    Setting("API_CORS_ORIGINS", "",
+            "comma-separated origins (`https://app.example`) whose pages may call the API, or "
+            "`*` for any; empty: no cross-origin calls"),
+    Setting("API_KEEP_CONVERSATIONS", True,
+            "whether API turns are also kept as conversations (marked as from the API; a "
+            "client that sends the same history again continues the same conversation)"),
+    Setting("API_KEYS_PER_USER", 20, "most API keys (not revoked) one person may have",
+            minimum=1),
     Setting("LOG_LEVEL", "INFO", "Python logging level of the app"),
     # Providers: read and checked by webapp.providers.registry. Empty values mean the
     # provider's own default (what ``shown`` says).
@@ -246,6 +261,9 @@ SETTINGS: tuple[Setting, ...] = (
             "connect and read timeouts, in seconds, for HTTP providers", provider=True),
     Setting("EQUING_URL", "", "base URL of the Equing service", schemes=_HTTP, provider=True,
             shown="`https://next.eqing.tech/`"),
+    Setting("EQUING_API_KEY", "",
+            "Bearer token sent to the Equing service (an API key of another instance of this "
+            "app)", provider=True),
     Setting("OPENAI_BASE_URL", "",
             "API base of an OpenAI-compatible server, with its version: "
             "`http://127.0.0.1:11434/v1/`", schemes=_HTTP, provider=True),

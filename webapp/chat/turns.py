@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -20,7 +21,7 @@ from ..models import (
     UserSettings,
     utcnow,
 )
-from ..queries import conversations, messages, people
+from ..queries import api, conversations, messages, people
 from ..settings.values import effective, sampling
 from ..streaming import deadlines, mark_interrupted
 
@@ -80,7 +81,7 @@ def _lock_person(user: User) -> None:
         db.session.execute(people.WRITE_ROW, params)
 
 
-def _check_running(user: User, conversation: Conversation | None = None) -> None:
+def check_running(user: User, conversation: Conversation | None = None) -> None:
     """Refuse a new answer when the person already has as many running as allowed, or when
     ``conversation`` already has one being written. The caller then inserts or updates the
     answer and commits; the person's lock (taken here) makes count and insert one step.
@@ -97,6 +98,11 @@ def _check_running(user: User, conversation: Conversation | None = None) -> None
         for message in db.session.scalars(messages.OVERDUE_RUNNING, params):
             mark_interrupted(message)
         count, here, _ = db.session.execute(messages.RUNNING_COUNTS, params).one()
+    # Answers relayed to API clients count too (one budget per person). A call whose process
+    # died stays "running" in its record: it stops counting once it could not still be going.
+    since = utcnow() - timedelta(seconds=float(current_app.config["STREAM_MAX_SECONDS"]))
+    count += db.session.execute(api.RUNNING_CALLS, {"user_id": user.id, "since": since}
+                                ).scalar_one()
     limit = current_app.config["STREAMS_PER_USER"]
     if here or count >= limit:
         db.session.commit()  # keeps the answers ended above; releases the lock
@@ -153,7 +159,7 @@ def retry_answer(answer: Message, user: User) -> Message:
     _locked_final_answer(answer, user, (STOPPED, ERROR),
                          "Only an answer that failed or was stopped can be retried.")
     _check_leaf(answer, "Only the latest answer of a conversation can be retried.")
-    _check_running(user, answer.conversation)
+    check_running(user, answer.conversation)
     now = utcnow()
     _reset(answer, *generation_choice(effective(user, answer.conversation)), now)
     answer.conversation.updated_at = now
@@ -173,7 +179,7 @@ def continue_answer(answer: Message, user: User) -> Message:
         raise TurnError("Only an answer that was stopped or cut at its length can be "
                         "continued.", 409)
     _check_leaf(answer, "Only the latest answer of a conversation can be continued.")
-    _check_running(user, answer.conversation)
+    check_running(user, answer.conversation)
     now = utcnow()
     answer.html, answer.status, answer.error, answer.stop_requested = None, STREAMING, None, False
     answer.finish_reason = answer.finished_at = answer.followed_until = None
@@ -217,7 +223,7 @@ def regenerate_answer(answer: Message, user: User) -> Message:
     conversation = answer.conversation
     if answer.role != "assistant" or answer.parent_id is None:
         raise TurnError("Only an answer can be regenerated.", 409)
-    _check_running(user, conversation)
+    check_running(user, conversation)
     now = utcnow()
     _touch(conversation, now)
     new = _insert_answer(conversation, answer.parent_id, user, now, version=True)
@@ -235,7 +241,7 @@ def edit_message(message: Message, user: User, content: str) -> tuple[Message, M
         raise TurnError("Only your own messages can be edited.", 409)
     content = _check_content(content)
     conversation = message.conversation
-    _check_running(user, conversation)
+    check_running(user, conversation)
     if user.settings is None:
         user.settings = UserSettings()
     now = utcnow()
@@ -256,7 +262,7 @@ def start_turn(conversation: Conversation | None, user: User, content: str,
     message the person's page shows, when nothing follows it yet, else the end of the current
     path (``Tree.parent_for_new``)."""
     content = _check_content(content)
-    _check_running(user, conversation)
+    check_running(user, conversation)
     if user.settings is None:
         user.settings = UserSettings()
     now = utcnow()

@@ -132,7 +132,8 @@ class ProviderRegistry:
                 )
             elif name == "equing":
                 url = check_url("EQUING_URL", _text(config, "EQUING_URL") or Equing.url)
-                configured[name] = Equing.configured(url=url, timeout=timeout)
+                configured[name] = Equing.configured(
+                    url=url, timeout=timeout, api_key=_text(config, "EQUING_API_KEY"))
             elif name == "openai":
                 if not openai_url:
                     raise ConfigError("the openai provider needs OPENAI_BASE_URL")

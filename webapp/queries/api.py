@@ -1,0 +1,71 @@
+"""Queries of the served API: people's keys and the record of their calls."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, bindparam, func, insert, select, update
+
+from ..models import ApiCall, ApiKey, Conversation
+
+_keys = ApiKey.__table__
+_calls = ApiCall.__table__
+
+
+def keys_of(user_id: int) -> Select:
+    """A person's keys, the usable ones first, newest first."""
+    return (select(ApiKey).where(ApiKey.user_id == user_id)
+            .order_by(ApiKey.revoked_at.is_not(None), ApiKey.id.desc()))
+
+
+def all_keys(user_id: int | None = None) -> Select:
+    """Every key with its owner's name (of one person when ``user_id`` is given), by id."""
+    query = select(ApiKey).order_by(ApiKey.id)
+    return query if user_id is None else query.where(ApiKey.user_id == user_id)
+
+
+def active_count(user_id: int) -> Select:
+    """How many keys a person has that are not revoked."""
+    return (select(func.count()).select_from(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None)))
+
+
+def owned_key(key_id: int, user_id: int) -> Select:
+    """Key ``key_id`` if ``user_id`` owns it."""
+    return select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id)
+
+
+def calls_of(user_id: int, most: int) -> Select:
+    """A person's latest ``most`` calls, newest first, with their keys."""
+    return (select(ApiCall).where(ApiCall.user_id == user_id)
+            .order_by(ApiCall.id.desc()).limit(most))
+
+
+def api_conversation(user_id: int, digest: str) -> Select:
+    """The person's API conversation whose messages so far have ``digest``, newest first."""
+    return (select(Conversation)
+            .where(Conversation.user_id == user_id, Conversation.api_digest == digest)
+            .order_by(Conversation.id.desc()).limit(1))
+
+
+# Run for every API call: built once (see the package's docstring).
+#: The usable key with a digest, and its owner's id.
+KEY_BY_DIGEST = (select(_keys.c.id, _keys.c.user_id)
+                 .where(_keys.c.digest == bindparam("digest"), _keys.c.revoked_at.is_(None)))
+#: A key was used now.
+KEY_USED = (update(_keys).where(_keys.c.id == bindparam("key_id"))
+            .values(last_used_at=bindparam("now")))
+#: How many of a person's API calls are still running (started after ``since``: a call whose
+#: worker was killed stops counting once no call could still be running).
+RUNNING_CALLS = (select(func.count()).select_from(_calls)
+                 .where(_calls.c.user_id == bindparam("user_id"),
+                        _calls.c.status == "running",
+                        _calls.c.started_at > bindparam("since")))
+#: A call begins (returns its id).
+START_CALL = insert(_calls).returning(_calls.c.id)
+#: A call ends: how, with how many tokens, and the conversation that keeps it.
+END_CALL = (update(_calls).where(_calls.c.id == bindparam("call_id"))
+            .values(status=bindparam("status"), http_status=bindparam("http_status"),
+                    error=bindparam("error"), prompt_tokens=bindparam("prompt_tokens"),
+                    completion_tokens=bindparam("completion_tokens"),
+                    conversation_id=bindparam("conversation_id"),
+                    first_token_at=bindparam("first_token_at"),
+                    finished_at=bindparam("finished_at")))

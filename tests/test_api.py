@@ -293,3 +293,23 @@ def test_a_key_reaches_only_its_owners_records(app, key, make_user):
             is None
         owner = db.session.scalar(select(ApiCall)).user_id
         assert db.session.get(User, owner).username == "alice"
+
+
+def test_a_client_that_leaves_mid_stream_stops_the_upstream_and_is_recorded(app, key, scripted):
+    scripted.endless = True
+    scripted.delay = 0.01
+    response = app.test_client().post(
+        "/v1/chat/completions", data=json.dumps(ask(stream=True)),
+        content_type="application/json", headers={"Authorization": f"Bearer {key}"},
+        buffered=False)
+    pieces = iter(response.response)
+    assert b"chat.completion.chunk" in next(pieces)
+    next(pieces)
+    response.close()  # the client goes away
+    assert scripted.closed.wait(5)
+    with app.app_context():
+        recorded = db.session.scalar(select(ApiCall))
+        assert recorded.status == "stopped" and recorded.http_status == 499
+        assert "closed the connection" in recorded.error
+        kept = db.session.scalar(select(Message).where(Message.role == "assistant"))
+        assert kept.status == "stopped" and kept.content.startswith("t0 ")

@@ -9,19 +9,19 @@ from ..providers import Cancellation
 
 
 class Stops:
-    """Process-local Cancellations by message id, so a Stop handled by the process that is
-    generating acts at once; other processes see the database flag within a second (the
-    saver reads it)."""
+    """Process-local Cancellations by message id (and API calls by ``"api-ID"``), so a Stop
+    handled by the process that is generating acts at once; other processes see the database
+    flag within a second (the saver reads it). A shutdown cancels them all."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_id: dict[int, Cancellation] = {}
+        self._by_id: dict[int | str, Cancellation] = {}
 
-    def add(self, message_id: int, cancel: Cancellation) -> None:
+    def add(self, message_id: int | str, cancel: Cancellation) -> None:
         with self._lock:
             self._by_id[message_id] = cancel
 
-    def remove(self, message_id: int) -> None:
+    def remove(self, message_id: int | str) -> None:
         with self._lock:
             self._by_id.pop(message_id, None)
 

@@ -4,6 +4,11 @@ A client sends the whole history with every call. A conversation remembers a dig
 messages so far; a call whose history (all but its last message) has the digest of one of the
 person's API conversations continues that conversation, so a client's chat is one
 conversation here too, not one per call.
+
+The turn is kept when the call ends, in the transaction that records how it ended: nothing is
+written between the limits' check and the upstream request, so the first token is not kept
+waiting. (The client holds the messages it sent; a crash mid-call loses only this copy.)
+Core statements, not the ORM: this runs once per call.
 """
 
 from __future__ import annotations
@@ -13,17 +18,13 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from .. import tree
 from ..chat.turns import title_from
-from ..extensions import db
-from ..models import COMPLETE, Conversation, Message
+from ..models import COMPLETE
 from ..queries import api as queries
-from ..queries import conversations
 from ..queries import messages as message_queries
-from ..rendering import render_markdown
 from .body import ChatRequest
 
 
@@ -33,45 +34,52 @@ def digest_of(messages: list[dict[str, str]]) -> str:
     return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def _insert(conversation_id: int, parent_id: int | None, now: datetime, **values: Any) -> int:
-    return db.session.scalars(message_queries.INSERT, [{
+def _message(session: Session, conversation_id: int, parent_id: int | None, now: datetime,
+             **values: Any) -> int:
+    return session.execute(queries.KEEP_MESSAGE, {
         "conversation_id": conversation_id, "parent_id": parent_id, "selected": True,
-        "created_at": now, "updated_at": now, **values}]).one().id
+        "created_at": now, "updated_at": now, **values}).scalar_one()
 
 
-def store_request(user_id: int, chat: ChatRequest, now: datetime) -> tuple[int, int]:
-    """Keep the call's messages (in the caller's transaction): the last one added to the API
-    conversation its history continues, or all of them in a new one. Returns the
-    conversation's id and the id of the message the answer will follow."""
-    turns = chat.turns
-    earlier = digest_of(chat.messages[:-1])
-    found = db.session.scalar(queries.api_conversation(user_id, earlier)) if len(turns) > 1 \
-        else None
-    if found is not None:
-        new, parent_id = turns[-1:], tree.load(found.id).leaf()
-        db.session.execute(conversations.TOUCH, {"conversation_id": found.id, "now": now})
-        conversation_id = found.id
+def _continued(session: Session, user_id: int, chat: ChatRequest) -> tuple[int, int] | None:
+    """The conversation (and its last message) whose messages so far are the call's history."""
+    if len(chat.turns) < 2:
+        return None
+    found = session.execute(queries.API_CONVERSATION, {
+        "user_id": user_id, "digest": digest_of(chat.messages[:-1])}).scalar()
+    if found is None:
+        return None
+    return found, tree.load(found).leaf()
+
+
+def keep_turn(session: Session, user_id: int, chat: ChatRequest, started_at: datetime,
+              answer: dict[str, Any]) -> int:
+    """Keep the call's messages and its ``answer`` (the message's columns): after the API
+    conversation its history continues, or in a new one. Returns the conversation's id."""
+    now = answer["finished_at"]
+    continued = _continued(session, user_id, chat)
+    if continued is not None:
+        conversation_id, parent_id = continued
+        new = chat.turns[-1:]
     else:
+        turns = chat.turns
         first = next((m["content"] for m in turns if m["role"] == "user"), turns[0]["content"])
-        conversation = Conversation(user_id=user_id, title=title_from(first), origin="api",
-                                    created_at=now, updated_at=now)
-        db.session.add(conversation)
-        db.session.flush()
-        new, parent_id, conversation_id = turns, None, conversation.id
-    for message in new:
-        parent_id = _insert(conversation_id, parent_id, now, role=message["role"],
-                            content=message["content"], status=COMPLETE)
-    return conversation_id, parent_id
-
-
-def store_answer(session: Session, conversation_id: int, parent_id: int, chat: ChatRequest,
-                 values: dict[str, Any]) -> None:
-    """Keep the answer (``values``: its columns) after ``parent_id``; a complete answer makes
-    the conversation the one its next call continues."""
-    text = values.get("content", "")
-    session.add(Message(conversation_id=conversation_id, parent_id=parent_id, role="assistant",
-                        html=str(render_markdown(text)), **values))
+        conversation_id = session.execute(queries.NEW_CONVERSATION, {
+            "user_id": user_id, "title": title_from(first), "origin": "api",
+            "created_at": started_at, "updated_at": now}).scalar_one()
+        parent_id, new = None, turns
+    for i, message in enumerate(new):
+        parent_id = _message(session, conversation_id, parent_id, started_at,
+                             role=message["role"], content=message["content"], status=COMPLETE)
+        if i == 0 and continued is not None:
+            # Two calls may continue the same history at once: the newest is shown.
+            session.execute(message_queries.CHOOSE, {"cid": conversation_id,
+                                                     "parent": continued[1],
+                                                     "chosen": parent_id})
+    _message(session, conversation_id, parent_id, now, role="assistant", **answer)
+    text = answer.get("content", "")
     digest = digest_of(chat.messages + [{"role": "assistant", "content": text}]) \
-        if values.get("status") == COMPLETE else None
-    session.execute(update(Conversation).where(Conversation.id == conversation_id)
-                    .values(api_digest=digest, updated_at=values["finished_at"]))
+        if answer.get("status") == COMPLETE else None
+    session.execute(queries.CONVERSATION_KEPT, {"conversation_id": conversation_id,
+                                                "digest": digest, "now": now})
+    return conversation_id

@@ -2,9 +2,10 @@
 
 Unlike a web turn (generated apart from any request, for pages to attach to), an API call is
 relayed in its own request, token by token, as OpenAI's API does: the client is the only
-listener, and a client that goes away stops the upstream. The call's messages are kept before
-the upstream is asked (``API_KEEP_CONVERSATIONS``), the answer and the call's record when it
-ends, however it ends. A shutdown (``stops.cancel_all``) ends it with the reason.
+listener, and a client that goes away stops the upstream. Before the upstream is asked, only
+the limits' check and the call's record are written; when the call ends, however it ends, its
+record is finished and its turn kept (``API_KEEP_CONVERSATIONS``), in one transaction. A
+shutdown (``stops.cancel_all``) ends it with the reason.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response
 
 from ..chat.turns import TurnError, check_running
 from ..extensions import db, providers
-from ..models import COMPLETE, ERROR, STOPPED, User, utcnow
+from ..models import COMPLETE, ERROR, STOPPED, utcnow
 from ..providers import Cancellation, ProviderError
 from ..queries import api as queries
+from ..rendering import render_markdown
 from ..streaming import short_session, stops
 from ..streaming.ending import over_time
 from . import keep
@@ -55,8 +57,6 @@ class Call:
     person_id: int
     chat: ChatRequest
     choice: Choice
-    conversation_id: int | None
-    parent_id: int | None
     started_at: datetime
     started: float = field(default_factory=time.monotonic)
     parts: list[str] = field(default_factory=list)
@@ -75,27 +75,24 @@ class Call:
 
 def begin(key_id: int, person_id: int, chat: ChatRequest, choice: Choice,
           endpoint: str) -> Call:
-    """Check the person's answers at once, keep the call's messages and record the call, in
-    one transaction; ``ApiError`` 429 over the limit."""
-    user = db.session.get(User, person_id)
+    """Check the person's answers at once and record the call (running), in one short
+    transaction; ``ApiError`` 429 over the limit. Nothing else is written before the upstream
+    is asked: the turn is kept when the call ends (``keep``)."""
     try:
-        check_running(user)
+        check_running(person_id)
     except TurnError as exc:
         db.session.rollback()
         raise ApiError(exc.status, exc.message, code="too_many_answers") from None
     now = utcnow()
-    conversation_id = parent_id = None
-    if current_app.config["API_KEEP_CONVERSATIONS"]:
-        conversation_id, parent_id = keep.store_request(person_id, chat, now)
     call_id = db.session.execute(queries.START_CALL, {
         "user_id": person_id, "key_id": key_id, "endpoint": endpoint, "model": chat.model,
         "provider": choice.provider, "provider_model": choice.model, "stream": chat.stream,
         "status": "running", "http_status": 200, "prompt_tokens": 0,
-        "completion_tokens": 0, "conversation_id": conversation_id, "started_at": now,
+        "completion_tokens": 0, "started_at": now,
     }).scalar_one()
     db.session.execute(queries.KEY_USED, {"key_id": key_id, "now": now})
     db.session.commit()
-    return Call(call_id, key_id, person_id, chat, choice, conversation_id, parent_id, now)
+    return Call(call_id, key_id, person_id, chat, choice, now)
 
 
 class Relay:
@@ -122,8 +119,14 @@ class Relay:
         stops.add(call.stop_key, call.cancel)
         provider = providers(self.app).get(call.choice.provider)
         try:
+            # Within the model's context window, as for a chat turn: the oldest turns go
+            # first (a local model would otherwise fail on a long history).
+            messages, dropped = provider.fit_history(call.chat.messages, call.chat.params)
+            if dropped:
+                log.info("api call=%s: %s earlier messages left out to fit the model",
+                         call.id, dropped)
             self._tokens = provider.create_completion(
-                call.choice.model, call.chat.messages, stream=provider.supports_stream,
+                call.choice.model, messages, stream=provider.supports_stream,
                 cancel=call.cancel, **call.chat.params)
             return self._next() or ""
         except ProviderError as exc:
@@ -174,6 +177,7 @@ class Relay:
 
     def whole(self, first: str) -> Response:
         """The ``chat.completion`` of a call that asked for no stream."""
+        call = self.call
         try:
             while self._next() is not None:
                 pass
@@ -181,7 +185,6 @@ class Relay:
             raise self._failed(exc) from None
         finally:
             self.finish()
-        call = self.call
         if call.status != COMPLETE:
             raise ApiError(call.http_status, call.error or "Stopped.", code="stopped")
         text = "".join(call.parts)
@@ -244,24 +247,27 @@ class Relay:
 
 
 def _record(app: Flask, call: Call, prompt: int) -> None:
-    """Write the call's end, and its answer into the kept conversation."""
+    """Write how the call ended and, with ``API_KEEP_CONVERSATIONS``, keep its turn."""
     now = utcnow()
     text = "".join(call.parts)
     with short_session(app) as session:
+        conversation_id = None
+        if app.config["API_KEEP_CONVERSATIONS"]:
+            params = dict(call.chat.params)
+            if call.chat.system:
+                params["system_prompt"] = call.chat.system
+            conversation_id = keep.keep_turn(session, call.person_id, call.chat,
+                                             call.started_at, {
+                "content": text, "html": str(render_markdown(text)), "status": call.status,
+                "provider": call.choice.provider, "model": call.choice.model,
+                "params": params, "error": call.error, "token_count": len(call.parts),
+                "finish_reason": call.finish_reason if call.status == COMPLETE else None,
+                "created_at": call.started_at, "started_at": call.started_at,
+                "first_token_at": call.first_token_at, "finished_at": now,
+                "updated_at": now})
         session.execute(queries.END_CALL, {
             "call_id": call.id, "status": _STATUS.get(call.status, call.status),
             "http_status": call.http_status, "error": call.error,
             "prompt_tokens": prompt, "completion_tokens": len(call.parts),
-            "conversation_id": call.conversation_id, "first_token_at": call.first_token_at,
+            "conversation_id": conversation_id, "first_token_at": call.first_token_at,
             "finished_at": now})
-        if call.conversation_id is not None and call.parent_id is not None:
-            params = dict(call.chat.params)
-            if call.chat.system:
-                params["system_prompt"] = call.chat.system
-            keep.store_answer(session, call.conversation_id, call.parent_id, call.chat, {
-                "content": text, "status": call.status, "provider": call.choice.provider,
-                "model": call.choice.model, "params": params, "error": call.error,
-                "token_count": len(call.parts),
-                "finish_reason": call.finish_reason if call.status == COMPLETE else None,
-                "created_at": call.started_at, "started_at": call.started_at,
-                "first_token_at": call.first_token_at, "finished_at": now, "updated_at": now})

@@ -64,7 +64,7 @@ def generation_choice(values: dict[str, Any]) -> tuple[str, str, dict[str, Any]]
     return name, model, params
 
 
-def _lock_person(user: User) -> None:
+def _lock_person(user_id: int) -> None:
     """Hold a lock, until this transaction ends, that every other turn of ``user`` needs too.
 
     The limits below are counted, then a row is inserted: without the lock, 20 requests at
@@ -74,14 +74,14 @@ def _lock_person(user: User) -> None:
     write transaction before the counts, so they read the latest state and the next writer
     waits (``busy_timeout``) until this one commits.
     """
-    params = {"user_id": user.id}
+    params = {"user_id": user_id}
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(people.LOCK_ROW, params)
     else:
         db.session.execute(people.WRITE_ROW, params)
 
 
-def check_running(user: User, conversation: Conversation | None = None) -> None:
+def check_running(user_id: int, conversation: Conversation | None = None) -> None:
     """Refuse a new answer when the person already has as many running as allowed, or when
     ``conversation`` already has one being written. The caller then inserts or updates the
     answer and commits; the person's lock (taken here) makes count and insert one step.
@@ -90,8 +90,8 @@ def check_running(user: User, conversation: Conversation | None = None) -> None:
     ``STREAM_PENDING_SECONDS`` without being started, or streaming but not saved for
     ``STREAM_STALE_SECONDS``); only those are loaded, the live ones are only counted.
     """
-    _lock_person(user)
-    params = {"user_id": user.id, **deadlines(current_app.config),
+    _lock_person(user_id)
+    params = {"user_id": user_id, **deadlines(current_app.config),
               "conversation_id": conversation.id if conversation is not None else None}
     count, here, overdue = db.session.execute(messages.RUNNING_COUNTS, params).one()
     if overdue:  # rare: ended here, then counted again
@@ -101,7 +101,7 @@ def check_running(user: User, conversation: Conversation | None = None) -> None:
     # Answers relayed to API clients count too (one budget per person). A call whose process
     # died stays "running" in its record: it stops counting once it could not still be going.
     since = utcnow() - timedelta(seconds=float(current_app.config["STREAM_MAX_SECONDS"]))
-    count += db.session.execute(api.RUNNING_CALLS, {"user_id": user.id, "since": since}
+    count += db.session.execute(api.RUNNING_CALLS, {"user_id": user_id, "since": since}
                                 ).scalar_one()
     limit = current_app.config["STREAMS_PER_USER"]
     if here or count >= limit:
@@ -139,7 +139,7 @@ def _locked_final_answer(answer: Message, user: User, allowed: tuple[str, ...], 
                          ) -> None:
     """Take the person's lock and read ``answer`` again under it (two requests at once act
     once); TurnError unless it is an answer in one of the ``allowed`` statuses."""
-    _lock_person(user)
+    _lock_person(user.id)
     db.session.refresh(answer)
     if answer.role != "assistant" or answer.status not in allowed:
         db.session.commit()  # releases the lock
@@ -159,7 +159,7 @@ def retry_answer(answer: Message, user: User) -> Message:
     _locked_final_answer(answer, user, (STOPPED, ERROR),
                          "Only an answer that failed or was stopped can be retried.")
     _check_leaf(answer, "Only the latest answer of a conversation can be retried.")
-    check_running(user, answer.conversation)
+    check_running(user.id, answer.conversation)
     now = utcnow()
     _reset(answer, *generation_choice(effective(user, answer.conversation)), now)
     answer.conversation.updated_at = now
@@ -179,7 +179,7 @@ def continue_answer(answer: Message, user: User) -> Message:
         raise TurnError("Only an answer that was stopped or cut at its length can be "
                         "continued.", 409)
     _check_leaf(answer, "Only the latest answer of a conversation can be continued.")
-    check_running(user, answer.conversation)
+    check_running(user.id, answer.conversation)
     now = utcnow()
     answer.html, answer.status, answer.error, answer.stop_requested = None, STREAMING, None, False
     answer.finish_reason = answer.finished_at = answer.followed_until = None
@@ -223,7 +223,7 @@ def regenerate_answer(answer: Message, user: User) -> Message:
     conversation = answer.conversation
     if answer.role != "assistant" or answer.parent_id is None:
         raise TurnError("Only an answer can be regenerated.", 409)
-    check_running(user, conversation)
+    check_running(user.id, conversation)
     now = utcnow()
     _touch(conversation, now)
     new = _insert_answer(conversation, answer.parent_id, user, now, version=True)
@@ -241,7 +241,7 @@ def edit_message(message: Message, user: User, content: str) -> tuple[Message, M
         raise TurnError("Only your own messages can be edited.", 409)
     content = _check_content(content)
     conversation = message.conversation
-    check_running(user, conversation)
+    check_running(user.id, conversation)
     if user.settings is None:
         user.settings = UserSettings()
     now = utcnow()
@@ -262,7 +262,7 @@ def start_turn(conversation: Conversation | None, user: User, content: str,
     message the person's page shows, when nothing follows it yet, else the end of the current
     path (``Tree.parent_for_new``)."""
     content = _check_content(content)
-    check_running(user, conversation)
+    check_running(user.id, conversation)
     if user.settings is None:
         user.settings = UserSettings()
     now = utcnow()

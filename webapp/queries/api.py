@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Select, bindparam, func, insert, select, update
 
-from ..models import ApiCall, ApiKey, Conversation
+from ..models import ApiCall, ApiKey, Conversation, Message
 
 _keys = ApiKey.__table__
 _calls = ApiCall.__table__
@@ -39,13 +39,6 @@ def calls_of(user_id: int, most: int) -> Select:
             .order_by(ApiCall.id.desc()).limit(most))
 
 
-def api_conversation(user_id: int, digest: str) -> Select:
-    """The person's API conversation whose messages so far have ``digest``, newest first."""
-    return (select(Conversation)
-            .where(Conversation.user_id == user_id, Conversation.api_digest == digest)
-            .order_by(Conversation.id.desc()).limit(1))
-
-
 # Run for every API call: built once (see the package's docstring).
 #: The usable key with a digest, and its owner's id.
 KEY_BY_DIGEST = (select(_keys.c.id, _keys.c.user_id)
@@ -69,3 +62,19 @@ END_CALL = (update(_calls).where(_calls.c.id == bindparam("call_id"))
                     conversation_id=bindparam("conversation_id"),
                     first_token_at=bindparam("first_token_at"),
                     finished_at=bindparam("finished_at")))
+
+# Keeping an API call's turn as a conversation (once per call, at its end).
+_conversations = Conversation.__table__
+#: The id of the person's newest API conversation whose messages so far have a digest.
+API_CONVERSATION = (select(_conversations.c.id)
+                    .where(_conversations.c.user_id == bindparam("user_id"),
+                           _conversations.c.api_digest == bindparam("digest"))
+                    .order_by(_conversations.c.id.desc()).limit(1))
+#: A new API conversation (returns its id).
+NEW_CONVERSATION = insert(_conversations).returning(_conversations.c.id)
+#: A kept message (returns its id).
+KEEP_MESSAGE = insert(Message.__table__).returning(Message.__table__.c.id)
+#: An API conversation after a call: the digest its next call continues from, and now.
+CONVERSATION_KEPT = (update(_conversations)
+                     .where(_conversations.c.id == bindparam("conversation_id"))
+                     .values(api_digest=bindparam("digest"), updated_at=bindparam("now")))

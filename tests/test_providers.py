@@ -23,7 +23,7 @@ from webapp.providers import (
     UpstreamTimeout,
     transport,
 )
-from webapp.providers.base import SAMPLING_PARAMS, sampling_kwargs
+from webapp.providers.base import SAMPLING_PARAMS, sampling_kwargs, stop_sequences
 
 MESSAGES = [{"role": "user", "content": "Tell me a joke."}]
 
@@ -123,6 +123,42 @@ def test_defaults_are_nextchats(fault_server):
     assert (body["temperature"], body["presence_penalty"], body["frequency_penalty"],
             body["top_p"]) == (0.5, 0, 0, 1)
     assert "max_tokens" not in body
+    assert "stop" not in body
+
+
+# -- stop sequences ----------------------------------------------------------------------
+
+def test_stop_sequences_are_read_as_a_list():
+    for none in ({}, {"stop": None}, {"stop": []}):
+        assert stop_sequences(none) == []
+    assert stop_sequences({"stop": "END"}) == ["END"]
+    assert stop_sequences({"stop": ("a", "b\n")}) == ["a", "b\n"]
+    assert stop_sequences({"stop": ["x" * 200] * 4}) == ["x" * 200] * 4
+    # Not a sampling parameter: SAMPLING_PARAMS makes the settings form's fields.
+    assert "stop" not in {p.name for p in SAMPLING_PARAMS}
+    assert "stop" not in sampling_kwargs({"stop": ["END"]})
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_stop_sequences_reach_the_upstream_as_a_list(fault_server, stream):
+    collect(equing(fault_server, "ok"), stream=stream, stop=["\n\n", "THE END"])
+    body = fault_server.requests[-1]["body"]
+    assert body["stop"] == ["\n\n", "THE END"] and body["stream"] is stream
+    generic = OpenAICompatible.configured(url=fault_server.url("ok") + "v1")
+    assert "".join(generic.create_completion("llama3", MESSAGES, stream, stop="THE END")) == TEXT
+    assert fault_server.requests[-1]["body"]["stop"] == ["THE END"]
+
+
+@pytest.mark.parametrize("bad", ["", [""], ["a", "b", "c", "d", "e"], ["x" * 201], [1],
+                                 ["ok", None], 5, {"stop": "a"}, b"END"])
+def test_bad_stop_fails_before_any_network_call(fault_server, bad):
+    before = len(fault_server.requests)
+    with pytest.raises(ProviderError, match="stop must be a string or a list") as info:
+        equing(fault_server, "ok").create_completion("gpt-3.5-turbo", MESSAGES, True, stop=bad)
+    assert info.value.provider == "equing"
+    with pytest.raises(ValueError, match="stop"):
+        stop_sequences({"stop": bad})
+    assert len(fault_server.requests) == before
 
 
 def test_subclass_with_another_url(fault_server):

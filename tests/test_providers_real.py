@@ -16,6 +16,16 @@ pytestmark = pytest.mark.peer
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
+def run_to_end(generator):
+    """All the text of a provider's generator, and what it returned (its finish reason)."""
+    tokens = []
+    while True:
+        try:
+            tokens.append(next(generator))
+        except StopIteration as end:
+            return "".join(tokens), end.value
+
+
 @pytest.fixture()
 def generic(llama_server):
     return OpenAICompatible.configured(url=llama_server + "/v1/")
@@ -52,6 +62,16 @@ def test_max_tokens_is_honoured(generic):
     short = list(generic.create_completion("any", prompt, True, temperature=0, max_tokens=3))
     longer = list(generic.create_completion("any", prompt, True, temperature=0, max_tokens=40))
     assert 1 <= len(short) <= 3 < len(longer)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_server_stops_before_a_stop_sequence(generic, stream):
+    whole = "".join(generic.create_completion("any", QUESTION, stream, temperature=0,
+                                              max_tokens=16))
+    assert "Paris" in whole
+    cut = "".join(generic.create_completion("any", QUESTION, stream, temperature=0,
+                                            max_tokens=16, stop=["Paris", "Lyon"]))
+    assert cut == whole[:whole.index("Paris")]
 
 
 def test_abandoning_the_stream_lets_the_server_serve_again(equing):
@@ -108,6 +128,34 @@ def test_local_model_continues_an_unfinished_answer():
     assert "<|im" not in text
 
 
+@pytest.mark.parametrize("stream, stop", [(True, ["Paris", "Lyon"]), (False, "Paris")])
+def test_local_model_stops_before_a_stop_sequence(stream, stop):
+    model = LocalModel.default_model()
+    whole = "".join(LocalModel.create_completion(model, QUESTION, stream, temperature=0,
+                                                 max_tokens=16))
+    assert "Paris" in whole
+    cut, reason = run_to_end(LocalModel.create_completion(model, QUESTION, stream,
+                                                          temperature=0, max_tokens=16,
+                                                          stop=stop))
+    assert cut == whole[:whole.index("Paris")] and cut.strip()
+    assert reason == "stop"
+
+
+def test_local_model_continuation_stops_before_a_stop_sequence():
+    """Continue has stop sequences of its own (the template's end of turn): the caller's
+    are added to them."""
+    messages = [{"role": "user", "content": "Count from one to ten in words."},
+                {"role": "assistant", "content": "One, two, three, four,"}]
+    model = LocalModel.default_model()
+    whole = "".join(LocalModel.create_completion(model, messages, True, temperature=0,
+                                                 max_tokens=12))
+    assert "six" in whole
+    cut, reason = run_to_end(LocalModel.create_completion(model, messages, True, temperature=0,
+                                                          max_tokens=12, stop=["six"]))
+    assert cut == whole[:whole.index("six")] and "five" in cut
+    assert reason == "stop"
+
+
 def test_local_model_parameters_pass_through():
     model = LocalModel.default_model()
     prompt = [{"role": "user", "content": "Write a sentence about the sea."}]
@@ -138,6 +186,10 @@ def test_local_model_cancel_and_close_release_the_lock():
 def test_local_model_rejects_what_it_cannot_do():
     with pytest.raises(ProviderError):
         LocalModel.create_completion("gpt-4", QUESTION, True)
+    for bad in ([""], ["a"] * 5, ["x" * 201], 7):
+        with pytest.raises(ProviderError, match="stop") as info:
+            LocalModel.create_completion(LocalModel.default_model(), QUESTION, True, stop=bad)
+        assert info.value.provider == "local"
     too_long = [{"role": "user", "content": "word " * 5000}]
     with pytest.raises(ProviderError):
         list(LocalModel.create_completion(LocalModel.default_model(), too_long, True))

@@ -194,6 +194,31 @@ def sampling_kwargs(kwargs: dict[str, Any], params: tuple[Param, ...] = SAMPLING
     return chosen
 
 
+#: The most stop sequences a call may name, and the longest one, in characters (OpenAI's
+#: bounds, which the API checks too).
+MOST_STOPS = 4
+MOST_STOP_CHARS = 200
+
+
+def stop_sequences(kwargs: dict[str, Any]) -> list[str]:
+    """The ``stop`` sequences named in ``kwargs``, checked: a string, or a list of at most
+    ``MOST_STOPS`` non-empty strings of at most ``MOST_STOP_CHARS`` characters; ``[]`` when
+    there are none. Anything else raises ``ValueError`` naming ``stop``.
+
+    It is not a ``Param``: ``SAMPLING_PARAMS`` also makes the settings form's fields, and stop
+    sequences come only from API calls.
+    """
+    value = kwargs.get("stop")
+    if value is None:
+        return []
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list | tuple) or len(stops) > MOST_STOPS or not all(
+            isinstance(s, str) and 0 < len(s) <= MOST_STOP_CHARS for s in stops):
+        raise ValueError(f"stop must be a string or a list of at most {MOST_STOPS} non-empty "
+                         f"strings of at most {MOST_STOP_CHARS} characters, not {value!r:.80}")
+    return list(stops)
+
+
 def check_messages(messages: Any, provider: str) -> None:
     """Raise ``ProviderError`` unless ``messages`` is ``[{"role": str, "content": str}, ...]``."""
     if not isinstance(messages, list) or not messages:
@@ -256,10 +281,26 @@ class AbstractProvider(ABC):
         """Answer ``messages`` with ``model``: a generator of text.
 
         ``kwargs`` carries sampling parameters (``temperature``, ``top_p``,
-        ``presence_penalty``, ``frequency_penalty``, ``max_tokens``), and optionally
-        ``timeout`` (as requests takes it) and ``cancel`` (a ``Cancellation``).
+        ``presence_penalty``, ``frequency_penalty``, ``max_tokens``), ``stop`` (stop
+        sequences: the answer ends before the first of them, which is not part of it), and
+        optionally ``timeout`` (as requests takes it) and ``cancel`` (a ``Cancellation``).
+        ``read_params`` reads and checks all but the last two.
         Raises ``ProviderError`` (a ``requests.exceptions.RequestException``) on failure.
         """
+
+    @classmethod
+    def read_params(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The parameters of ``kwargs`` to pass on: the sampling ones (``sampling_kwargs``,
+        defaults filled in) and ``stop`` when there are stop sequences. A bad value raises
+        ``ProviderError`` naming the parameter, before any I/O."""
+        try:
+            params = sampling_kwargs(kwargs, cls.params)
+            stops = stop_sequences(kwargs)
+        except ValueError as exc:
+            raise ProviderError(str(exc), provider=cls.name) from None
+        if stops:
+            params["stop"] = stops
+        return params
 
     @classmethod
     def fit_history(cls, messages: list[dict[str, str]], params: dict[str, Any]

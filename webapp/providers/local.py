@@ -21,7 +21,6 @@ from .base import (
     UpstreamTimeout,
     check_messages,
     drop_oldest,
-    sampling_kwargs,
 )
 from .offload import offload
 
@@ -214,15 +213,12 @@ class LocalModel(AbstractProvider):
                           **kwargs: Any) -> CreateResult:
         """Answer ``messages`` with the embedded model (see ``AbstractProvider``).
 
-        ``temperature``, ``top_p`` and both penalties go to llama.cpp as they are;
+        ``temperature``, ``top_p``, both penalties and ``stop`` go to llama.cpp as they are;
         ``temperature`` 0 is greedy decoding, the same answer every time. ``timeout`` (seconds,
         or requests' pair) bounds the wait for the model while another answer uses it.
         """
         cls.check_model(model)
-        try:
-            params = sampling_kwargs(kwargs, cls.params)
-        except ValueError as exc:
-            raise ProviderError(str(exc), provider=cls.name) from None
+        params = cls.read_params(kwargs)
         check_messages(messages, cls.name)
         params.setdefault("max_tokens", cls.default_max_tokens)
         if messages[-1]["role"] == "assistant":
@@ -242,7 +238,9 @@ class LocalModel(AbstractProvider):
             if cancel is not None and cancel.is_set():
                 return None
             try:
-                prompt, stop = offload(_open_turn_prompt, loaded.llama, messages)
+                prompt, turn_end = offload(_open_turn_prompt, loaded.llama, messages)
+                # The caller's stop sequences and the template's end of turn both end it.
+                stop = turn_end + params.pop("stop", [])
                 chunks = loaded.llama.create_completion(prompt=prompt, stream=True, stop=stop,
                                                         **params)
                 return (yield from _relay(chunks, cancel, lambda choice: choice.get("text")))

@@ -23,12 +23,10 @@ from .base import (
     Cancellation,
     CreateResult,
     MalformedResponse,
-    ProviderError,
     UpstreamConnectionError,
     UpstreamStreamError,
     UpstreamTimeout,
     check_messages,
-    sampling_kwargs,
 )
 from .transport import ByteSource, post
 from .upstream_errors import clean, error_message, http_error
@@ -174,7 +172,8 @@ class OpenAICompatible(AbstractProvider):
     @classmethod
     def build_body(cls, model: str, messages: list[dict[str, str]], stream: bool,
                    params: dict[str, Any]) -> dict[str, Any]:
-        """The JSON request body: messages, model, stream and the sampling parameters."""
+        """The JSON request body: messages, model, stream, the sampling parameters and
+        ``stop`` (a list, only when there are stop sequences)."""
         return {"messages": messages, "stream": stream, "model": model, **params}
 
     @classmethod
@@ -186,10 +185,7 @@ class OpenAICompatible(AbstractProvider):
         fails at once rather than on the first ``next()``.
         """
         cls.check_model(model)
-        try:
-            params = sampling_kwargs(kwargs, cls.params)
-        except ValueError as exc:
-            raise ProviderError(str(exc), provider=cls.name) from None
+        params = cls.read_params(kwargs)
         check_messages(messages, cls.name)
         timeout = kwargs.get("timeout") or cls.timeout
         cancel = kwargs.get("cancel")

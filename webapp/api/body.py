@@ -14,14 +14,11 @@ from flask import request
 from werkzeug.exceptions import BadRequest
 
 from ..guards import unstorable
-from ..providers.base import SAMPLING_PARAMS
+from ..providers.base import MOST_STOP_CHARS, MOST_STOPS, SAMPLING_PARAMS, stop_sequences
 from .wire import ApiError
 
 #: The roles a message may have; ``developer`` is OpenAI's newer name for ``system``.
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-#: The most stop sequences, and the longest one, as OpenAI allows.
-MOST_STOPS = 4
-MOST_STOP_CHARS = 200
 
 
 @dataclass
@@ -124,12 +121,12 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stop(value: Any) -> list[str]:
-    if value is None:
-        return []
-    stops = [value] if isinstance(value, str) else value
-    if not isinstance(stops, list) or len(stops) > MOST_STOPS or not all(
-            isinstance(s, str) and 0 < len(s) <= MOST_STOP_CHARS and not unstorable(s)
-            for s in stops):
+    """The stop sequences, checked as the providers check them (and storable)."""
+    try:
+        stops = stop_sequences({"stop": value})
+    except ValueError:
+        stops = None
+    if stops is None or any(unstorable(s) for s in stops):
         raise _bad(f"stop must be a string or a list of at most {MOST_STOPS} non-empty strings "
                    f"of at most {MOST_STOP_CHARS} characters.", "stop")
     return stops

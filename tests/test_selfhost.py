@@ -320,3 +320,40 @@ def test_shutdown_saves_running_answers_as_stopped(tmp_path, fault_server, worke
         assert content.startswith("t0 t1 t2 t3")
     finally:
         server.stop()
+
+
+def test_shutdown_ends_a_running_api_stream_with_the_reason_and_records_it(tmp_path,
+                                                                          fault_server):
+    # An API call is relayed in its request: a graceful stop gives it the grace, then ends it
+    # with an error event that says why, and its record and kept answer say so too.
+    server = serve(tmp_path, fault_server, "endless", GUNICORN_GRACEFUL_TIMEOUT="4")
+    try:
+        key = server.flask("api-keys", "create", "alice").strip().splitlines()[-1]
+        response = requests.post(
+            f"{server.base}/v1/chat/completions", stream=True, timeout=30,
+            headers={"Authorization": f"Bearer {key}"},
+            json={"model": "gpt-3.5-turbo", "stream": True,
+                  "messages": [{"role": "user", "content": "Keep talking"}]})
+        assert response.status_code == 200
+        received = ""
+        lines = response.iter_lines(decode_unicode=True)
+        for line in lines:
+            received += line
+            if "t3" in received:
+                break
+        server.proc.send_signal(signal.SIGTERM)
+        rest = "\n".join(lines)
+        assert "server restarted" in rest and rest.rstrip().endswith("data: [DONE]")
+        server.proc.wait(30)
+        log = server.proc.stdout.read()
+        assert "Traceback" not in log and "exited with code" not in log, log
+        engine = create_engine(server.env["DATABASE_URL"])
+        with engine.connect() as conn:
+            call = conn.execute(text("SELECT status, error FROM api_calls")).one()
+            kept = conn.execute(text("SELECT status, error, content FROM messages "
+                                     "WHERE role = 'assistant'")).one()
+        engine.dispose()
+        assert call == ("stopped", SHUTTING_DOWN)
+        assert kept.status == "stopped" and kept.content.startswith("t0 t1 t2 t3")
+    finally:
+        server.stop()

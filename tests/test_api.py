@@ -313,3 +313,14 @@ def test_a_client_that_leaves_mid_stream_stops_the_upstream_and_is_recorded(app,
         assert "closed the connection" in recorded.error
         kept = db.session.scalar(select(Message).where(Message.role == "assistant"))
         assert kept.status == "stopped" and kept.content.startswith("t0 ")
+
+
+def test_an_unexpected_failure_mid_stream_is_an_error_event_not_a_broken_stream(
+        app, key, scripted):
+    scripted.tokens = ["Some", " text"]
+    scripted.fail_with = RuntimeError("a bug")
+    found = events(call(app.test_client(), key, ask(stream=True)))
+    assert found[-1] == "[DONE]"
+    assert found[-2]["error"]["code"] == "internal_error"
+    with app.app_context():
+        assert db.session.scalar(select(ApiCall)).status == "error"

@@ -203,6 +203,12 @@ class Relay:
         except ProviderError as exc:
             yield error_event(self._failed(exc))
             yield DONE
+        except Exception:  # noqa: BLE001 - the client is told, the log keeps the traceback
+            log.exception("api call %s failed", self.call.id)
+            self._ended(ERROR, "Internal error.", 500)
+            yield error_event(ApiError(500, "Internal error: the answer could not be "
+                                            "finished.", code="internal_error"))
+            yield DONE
         except GeneratorExit:
             if self.call.status == COMPLETE and not self._exhausted:
                 self._ended(STOPPED, CLIENT_LEFT, 499)

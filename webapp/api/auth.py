@@ -32,8 +32,8 @@ def bearer() -> tuple[int, int]:
 
 
 def person_key() -> str:
-    """Rate-limit key of an API call: its key's owner (the web chat's key for that person, so
-    the two share one budget); the address when the key is missing or wrong."""
+    """Rate-limit key of an API call: its key's owner, whichever key (as the chat counts a
+    person, not an address); the address when the key is missing or wrong."""
     try:
         return f"person:{bearer()[1]}"
     except ApiError:

@@ -320,6 +320,23 @@ def test_a_client_that_leaves_mid_stream_stops_the_call_and_the_upstream(endless
     assert wait_until(lambda: len(fault_server.closed_at) > closed, 10)
 
 
+def test_a_client_that_gives_up_before_the_first_token_stops_the_upstream(tmp_path,
+                                                                         fault_server):
+    # Clients give up on slow calls (the SDK's timeout, an editor plugin cancelling a request
+    # it no longer needs); until the call ends it holds one of the person's answers at once.
+    # ``watch-first`` holds its first token for 10 s and records when the app hangs up.
+    served = serve_api(tmp_path, fault_server, "watch-first")
+    try:
+        closed = len(fault_server.closed_at)
+        impatient = served.client(timeout=1.0)
+        with pytest.raises(openai.APITimeoutError):
+            impatient.chat.completions.create(model=MODEL, messages=HI, stream=True)
+        assert wait_until(lambda: len(fault_server.closed_at) > closed, 5)
+        assert wait_until(lambda: api_calls(served.server)[-1].status == "stopped", 5)
+    finally:
+        served.server.stop()
+
+
 # -- upstream failures ------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("scenario", "said"), [

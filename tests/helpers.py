@@ -4,7 +4,7 @@
   ``csrf_from``, ``rows``, ``SETTINGS_FORM``; a turn (``start_chat``, ``send``,
   ``read_stream``, ``events``, ``replay``); a share (``shared_chat``, ``share``).
 - gunicorn: ``serve``, ``answer_row``, ``worker_pids``, ``kill_workers``; ``wait_until`` for
-  what happens in another thread or process.
+  what happens in another thread or process; the served API's ``api_key`` and ``api_calls``.
 - chromium: ``CHROMIUM``, ``ARGS``, ``sign_in``, ``chat_in_browser``.
 """
 
@@ -194,6 +194,23 @@ def answer_row(server: AppServer, message_id: int):
                            {"id": message_id}).one()
     engine.dispose()
     return row
+
+
+def api_key(server: AppServer, username: str = "alice", name: str = "tests") -> str:
+    """A new API key of ``username``, made with the CLI as an operator does (the key alone is
+    the last line it prints)."""
+    return server.flask("api-keys", "create", username, "--name", name).splitlines()[-1]
+
+
+def api_calls(server: AppServer) -> list:
+    """Every row of a gunicorn server's ``api_calls`` (with the caller's username), by id."""
+    engine = create_engine(server.env["DATABASE_URL"])
+    with engine.connect() as conn:
+        found = conn.execute(text(
+            "SELECT api_calls.*, users.username FROM api_calls JOIN users "
+            "ON users.id = api_calls.user_id ORDER BY api_calls.id")).all()
+    engine.dispose()
+    return found
 
 
 def worker_pids(server: AppServer) -> set[int]:

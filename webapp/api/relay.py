@@ -30,6 +30,7 @@ from ..streaming.ending import over_time
 from . import keep
 from .body import ChatRequest
 from .catalog import Choice
+from .watch import ClientWatch
 from .wire import DONE, ApiError, Shapes, error_event, json_response, usage
 
 log = logging.getLogger(__name__)
@@ -111,12 +112,16 @@ class Relay:
         #: The response began as a stream (its status, 200, was sent).
         self._streamed = False
         self._finished_once = False
+        self._watch: ClientWatch | None = None
 
-    def open(self) -> str:
+    def open(self, environ: dict[str, Any]) -> str:
         """Ask the provider and return its first piece of text ('' for an empty answer);
-        ``ApiError`` 502 when it fails before that (the call is then recorded as failed)."""
+        ``ApiError`` 502 when it fails before that (the call is then recorded as failed).
+        Until a stream begins, a watch on the client's socket cancels the call if the client
+        leaves (``watch``)."""
         call = self.call
         stops.add(call.stop_key, call.cancel)
+        self._watch = ClientWatch.start(environ, call.cancel, CLIENT_LEFT)
         provider = providers(self.app).get(call.choice.provider)
         try:
             # Within the model's context window, as for a chat turn: the oldest turns go
@@ -158,8 +163,9 @@ class Relay:
 
     def _finished(self, reason: Any) -> None:
         call = self.call
-        if call.cancel.is_set():  # a time limit or a shutdown ended it early
-            self._ended(STOPPED, call.cancel.reason or "Stopped.", 503)
+        if call.cancel.is_set():  # the client left, a time limit or a shutdown ended it early
+            reason = call.cancel.reason or "Stopped."
+            self._ended(STOPPED, reason, 499 if reason == CLIENT_LEFT else 503)
         else:
             call.finish_reason = reason if reason in FINISH_REASONS else "stop"
 
@@ -194,6 +200,7 @@ class Relay:
         """The call as ``chat.completion.chunk`` events, ``data: [DONE]`` last."""
         shapes = self.shapes
         self._streamed = True
+        self._stop_watching()  # from here on, a write notices a client that left
         try:
             opening = shapes.first_chunk()
             yield opening + shapes.chunk(first) if first else opening
@@ -216,6 +223,11 @@ class Relay:
         finally:
             self.finish()
 
+    def _stop_watching(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+
     def _closing(self) -> Iterator[bytes]:
         call = self.call
         if call.status != COMPLETE:
@@ -234,6 +246,7 @@ class Relay:
         if self._finished_once:
             return
         self._finished_once = True
+        self._stop_watching()
         if self._streamed and call.http_status != 499:
             call.http_status = 200  # what was sent: a stream's errors come inside it
         tokens, self._tokens = self._tokens, None

@@ -66,7 +66,7 @@ def chat_completions():
     choice = resolve(providers(), current_app.config, chat.model)
     call = begin(key_id, person_id, chat, choice, request.path)
     relay = Relay(current_app._get_current_object(), call)
-    first = relay.open()
+    first = relay.open(request.environ)
     if not chat.stream:
         return relay.whole(first)
     return Response(relay.stream(first), mimetype="text/event-stream", headers={

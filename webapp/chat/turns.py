@@ -98,8 +98,9 @@ def check_running(user_id: int, conversation: Conversation | None = None) -> Non
         for message in db.session.scalars(messages.OVERDUE_RUNNING, params):
             mark_interrupted(message)
         count, here, _ = db.session.execute(messages.RUNNING_COUNTS, params).one()
-    # Answers relayed to API clients count too (one limit of answers at once per person). A call whose process
-    # died stays "running" in its record: it stops counting once it could not still be going.
+    # Answers relayed to API clients count too (one limit of answers at once per person). A
+    # call whose process died stays "running" in its record: it stops counting once it could
+    # not still be going.
     since = utcnow() - timedelta(seconds=float(current_app.config["STREAM_MAX_SECONDS"]))
     count += db.session.execute(api.RUNNING_CALLS, {"user_id": user_id, "since": since}
                                 ).scalar_one()

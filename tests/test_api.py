@@ -173,6 +173,7 @@ def test_sizes_over_the_limits_are_413_and_422(app, key):
     big = call(client, key, ask("y" * (app.config["MAX_CONTENT_LENGTH"] + 10)))
     assert big.status_code == 413
     assert big.get_json()["error"]["code"] == "request_too_large"
+    assert str(app.config["MAX_CONTENT_LENGTH"]) in big.get_json()["error"]["message"]
 
 
 def test_an_upstream_failure_is_a_502_before_the_first_token_and_an_event_after(

@@ -38,6 +38,10 @@ def api_error(error: ApiError):
 @bp.errorhandler(HTTPException)
 def http_error(error: HTTPException):
     # A 413 from MAX_CONTENT_LENGTH, a 429 from the rate limit…: OpenAI's shape, not a page.
+    if error.code == 413:
+        most = current_app.config["MAX_CONTENT_LENGTH"]
+        return ApiError(413, f"The request body is larger than the {most} bytes this server "
+                             "takes.").response()
     return ApiError(error.code or 500, error.description or error.name).response()
 
 

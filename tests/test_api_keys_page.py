@@ -19,6 +19,8 @@ from webapp.models import ApiCall, ApiKey, Conversation
 PAGE = "/settings/api-keys"
 #: A key as the page shows it once, in its read-only field.
 SHOWN_KEY = re.compile(r'id="new-key-value" value="(eqk-[A-Za-z0-9_-]{43})"')
+#: A conversation's heading (on its page, or out of band with its sidebar item).
+HEADING = re.compile(r'<h1 class="conv-title"[^>]*>(.*?)</h1>', re.S)
 
 
 def make_key(client, name="laptop", htmx=False):
@@ -219,8 +221,13 @@ def test_conversations_kept_from_the_api_are_marked(app, alice):
     items = dict(re.findall(r'href="/c/(\d+)"[^>]*>(.*?)</a></li>', sidebar, re.S))
     assert 'class="badge"' in items[str(api.id)] and "(from the API)" in items[str(api.id)]
     assert "badge" not in items[str(web.id)] and "API" not in items[str(web.id)]
-    assert "from the API</span>" in alice.get(f"/c/{api.id}").get_data(as_text=True)
-    assert "from the API</span>" not in alice.get(f"/c/{web.id}").get_data(as_text=True)
+    # The heading too, as the page has it and as the open conversation's item brings it.
+    for path in (f"/c/{api.id}", f"/conversations/{api.id}/item?current={api.id}"):
+        heading = HEADING.search(alice.get(path).get_data(as_text=True)).group(1)
+        assert heading.startswith("From a script<span class=\"badge after\" aria-hidden")
+        assert heading.endswith("(from the API)</span>")
+    assert HEADING.search(alice.get(f"/c/{web.id}").get_data(as_text=True)).group(1) == \
+        "From the web"
 
 
 def test_the_page_says_when_the_api_is_off(app, alice):

@@ -81,3 +81,25 @@ def test_without_javascript_the_key_is_shown_on_the_answer_and_revoked_by_a_form
     assert key not in page.content()
     assert models(server.base, key).status_code == 401
     context.close()
+
+
+def test_the_page_fits_a_phone(browser, server):
+    """Its tables scroll in their own boxes; nothing widens the page (the visually hidden
+    words of a table's cells did, positioned against the page)."""
+    context = browser.new_context(viewport={"width": 320, "height": 640}, is_mobile=True,
+                                  has_touch=True, base_url=server.base)
+    page = context.new_page()
+    sign_in(page, server.base)
+    page.goto(server.base + PAGE)
+    page.get_by_role("textbox", name="Key name").fill("a key with a name long enough to wrap")
+    page.get_by_role("button", name="Create key").click()
+    key = page.get_by_role("textbox", name=re.compile("Your new key")).input_value()
+    answered = requests.post(server.base + "/v1/chat/completions", timeout=30, json={
+        "model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "Hi"}]},
+        headers={"Authorization": f"Bearer {key}"})
+    assert answered.status_code == 200
+    page.reload()
+    expect(page.get_by_role("row").filter(has_text="gpt-3.5-turbo")).to_have_count(1)
+    assert page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]") == \
+        [320, 320]
+    context.close()

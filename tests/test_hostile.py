@@ -4,8 +4,10 @@ The meta-test walks ``app.url_map`` (like the CSRF, GET and ownership meta-tests
 test_security.py) and calls every route signed in, signed out and as another person, with
 hostile values in every path parameter, query argument, form field, uploaded file and JSON body:
 ids past 2^31 and 2^63, negatives, NUL, broken Unicode, CRLF, 1 MB strings, wrong JSON types and
-deep nesting. Hypothesis then mixes such values at random over the same routes. The app is shared
-by the walk's tests (one database per run), so the module takes about a minute per database.
+deep nesting. The served API's routes (Bearer keys, no session) are called with alice's key as
+well, so hostile bodies reach past the key check, chat-completions requests among them.
+Hypothesis then mixes such values at random over the same routes. The app is shared by the
+walk's tests (one database per run), so the module takes about a minute per database.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from tests.helpers import Browserless, read_stream, rows, share, start_chat
 from tests.peers.database import database
 from tests.scripted import ScriptedProvider
 from webapp import create_app
+from webapp.api.keys import create_key, find_key
 from webapp.auth.accounts import create_user
 from webapp.extensions import app_state, csrf, db
 from webapp.guards import field_problem, largest_id, unstorable
-from webapp.models import Conversation, Message, Share, UserSettings
+from webapp.models import ApiKey, Conversation, Message, Share, User, UserSettings
+from webapp.queries import people
 from webapp.streaming import stops
 
 WEBAPP = Path(__file__).resolve().parent.parent / "webapp"
@@ -81,10 +85,52 @@ HOSTILE_JSON = [
     "null", "[]", '"text"', "1e999", "{", "\x00", "",
 ]
 
+
+def _chat(**fields) -> str:
+    """A chat-completions body: one question to the scripted model, with ``fields`` over it."""
+    body = {"model": "scripted/script-1", "messages": [{"role": "user", "content": "hi"}],
+            **fields}
+    return json.dumps(body)
+
+
+#: Chat-completions bodies a hostile client can send with a valid key: NUL and lone surrogates
+#: (as JSON escapes them) where text goes, wrong types, numbers past every range, what the API
+#: refuses (tools, n, images), sizes past the limits, and a few it takes (a stream, the alias,
+#: a history), so the walk also reaches the answer's path.
+HOSTILE_API_JSON = [
+    '{"model": "scripted/script-1", "messages": [{"role": "user", "content": "a\\u0000b"}]}',
+    '{"model": "scripted/script-1", "messages": [{"role": "user", "content": "\\ud800"}]}',
+    '{"model": "scripted/\\u0000", "messages": [{"role": "user", "content": "hi"}]}',
+    '{"model": "\\udfff", "messages": [{"role": "user", "content": "hi"}]}',
+    _chat(model=["scripted/script-1"]), _chat(model=""), _chat(model="x" * 5000),
+    _chat(model="nobody/nothing"), _chat(model="scripted/"), _chat(model="/"),
+    _chat(messages="hi"), _chat(messages=[]), _chat(messages=[None, 1, "x", []]),
+    _chat(messages=[{"role": "tool", "content": "hi"}]),
+    _chat(messages=[{"role": "user", "content": {"a": 1}}]),
+    _chat(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}]),
+    _chat(messages=[{"role": "user", "content": [{"type": "text", "text": ["x"]}]}]),
+    _chat(messages=[{"role": "system", "content": "only a system prompt"}]),
+    _chat(messages=[{"role": "user", "content": "x" * 200_000}]),
+    _chat(messages=[{"role": "user"}] * 1000),
+    _chat(max_tokens=2**64), _chat(max_tokens=-1), _chat(max_tokens=1.5),
+    _chat(max_tokens="100"), _chat(temperature=True), _chat(temperature=[0.5]),
+    _chat(top_p=1e308), _chat(presence_penalty=-(2**70)), _chat(max_completion_tokens=0),
+    _chat().replace('"model"', '"temperature": NaN, "top_p": Infinity, "model"'),
+    _chat(stop=["a\x00"]), _chat(stop=["x" * 1000]), _chat(stop=[1, 2]), _chat(stop=[""] * 9),
+    _chat(stream="yes"), _chat(stream=True, stream_options=[]),
+    _chat(stream=True, stream_options={"include_usage": "yes"}),
+    _chat(n=5), _chat(n="1"), _chat(tools=[{"type": "function"}]), _chat(functions=[{}]),
+    # Taken: a stream with its usage, the alias Equing clients send, a history that continues.
+    _chat(stream=True, stream_options={"include_usage": True}),
+    _chat(model="gpt-3.5-turbo", user="\u202e\x00", seed=2**70, logprobs=None),
+    _chat(messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
+                    {"role": "user", "content": [{"type": "text", "text": "again"}]}]),
+]
+
 # -- routes, fields and the app ---------------------------------------------------------------
 
 #: Endpoints that end the session or remove the shared objects: they run after the others.
-DESTRUCTIVE = ("auth.logout", "manage.delete", "share.revoke")
+DESTRUCTIVE = ("auth.logout", "manage.delete", "share.revoke", "settings.revoke_api_key")
 
 
 def _fields() -> tuple[list[str], list[str]]:
@@ -126,7 +172,7 @@ BASELINE = {"content": "hi", "title": "a title", "q": "hi", "page": "1", "curren
             "presence_penalty": "0", "frequency_penalty": "0", "max_tokens": "100",
             "system_prompt": "Be brief.", "include_system_prompt": "on", "next": "/",
             "username": "carol", "password": "a long password", "confirm": "a long password",
-            "remember": "y"}
+            "remember": "y", "name": "a key"}
 
 #: Routes whose failures belong to files another change owns, with the reason. Empty when
 #: every route holds.
@@ -140,14 +186,27 @@ def _encode(pairs: list[tuple[str, str]]) -> str:
                     f"{quote(v.encode('utf-8', 'surrogatepass'))}" for k, v in pairs)
 
 
+def is_api(rule: str) -> bool:
+    """Whether a route is the served API's (Bearer keys, JSON bodies)."""
+    return rule.startswith(("/v1/", "/api/"))
+
+
+#: Who calls: alice and bob signed in, someone signed out, and a program with alice's API key
+#: (no session): the API's routes are called by it too.
+KEY = "key"
+
+
 @dataclass
 class World:
-    """The shared app: alice with a conversation, an answer and a share; bob; no one."""
+    """The shared app: alice with a conversation, an answer, a share and API keys (one named
+    by the routes' ``key_id``, one a program sends); bob; no one."""
 
     app: object
     clients: dict[str, Browserless]
     ids: dict[str, object] = field(default_factory=dict)
     last: dict[str, tuple[int, str]] | None = None
+    #: alice's usable key, sent by the caller ``KEY``.
+    secret: str = ""
 
     def signed_in(self, name: str) -> bool:
         with self.clients[name].client.session_transaction() as session:
@@ -172,10 +231,21 @@ class World:
             (row,) = [r for r in rows(self.app, Share) if r.token == token]
             self.ids.update(token=token, share_id=row.id)
         self.ids["filename"] = "css/app.css"
-        for client in self.clients.values():
-            if client.username != "anonymous":
-                client.refresh_token()
+        self.ids["model"] = "scripted/script-1"
+        self.ensure_keys()
+        for name in ("alice", "bob"):
+            self.clients[name].refresh_token()
         self.last = None
+
+    def ensure_keys(self) -> None:
+        """alice's key for the routes' ``key_id`` (revoking it again is harmless), and a
+        usable key for ``KEY`` (made again if the walk revoked it: ids such as 0…01 name it)."""
+        with self.app.app_context():
+            alice = db.session.scalar(people.by_username("alice"))
+            if db.session.get(ApiKey, self.ids.get("key_id", 0)) is None:
+                self.ids["key_id"] = create_key(alice, "walked")[0].id
+            if not self.secret or find_key(db.session, self.secret) is None:
+                self.secret = create_key(db.session.get(User, alice.id), "program")[1]
 
     def state(self) -> dict[str, tuple[int, str]]:
         """Row count and a digest of the rows, per table."""
@@ -210,6 +280,7 @@ def world(tmp_path_factory):
             create_user("bob", "correct horse")
         clients = {name: Browserless(app.test_client(), name) for name in ("alice", "bob")}
         clients["anonymous"] = Browserless(app.test_client(), "anonymous")
+        clients[KEY] = Browserless(app.test_client(), KEY)
         result = World(app, clients)
         result.ensure()
         yield result
@@ -259,6 +330,8 @@ def send(world: World, call: Call):
     """Make the request and read its whole answer; returns (status, body) or raises."""
     client = world.clients[call.who]
     headers = {"X-CSRFToken": client.token} if client.token else {}
+    if call.who == KEY:
+        headers["Authorization"] = f"Bearer {world.secret}"
     if call.htmx:
         headers["HX-Request"] = "true"
     kwargs = {}
@@ -323,31 +396,43 @@ def main_field(app, endpoint: str) -> str:
     return next((name for name in TEXT_FIELDS if f'"{name}"' in source), "system_prompt")
 
 
+def thorough(who: str) -> bool:
+    """Whether ``who`` gets every hostile value (the others a sample: they are turned away
+    before a body or most parameters are read)."""
+    return who in ("alice", KEY)
+
+
+def callers(rule: str) -> tuple[str, ...]:
+    """Who calls a route: on the API's, a program with alice's key first (then a session
+    and no one, both refused: the API takes keys only); elsewhere alice, someone signed out
+    and, where a path names alice's objects, bob (elsewhere he is one more signed-in person,
+    as alice is)."""
+    if is_api(rule):
+        return (KEY, "alice", "anonymous")
+    return ("alice", "bob", "anonymous") if "<" in rule else ("alice", "anonymous")
+
+
 def calls_for(world: World, endpoint: str, method: str, rule: str):
     """Every hostile call of one route: hostile path parameters, then hostile fields (query,
-    form, files, JSON body), for alice, someone signed out and, on routes with parameters, bob
-    (JSON bodies and files for alice only: the others are turned away before a body is read)."""
-    has_params = "<" in rule
+    form, files, JSON body), for each of its ``callers`` (JSON bodies and files for alice, or
+    the key on the API, only); on the API, chat-completions bodies too."""
     main = main_field(world.app, endpoint)
-    # Another person matters where a path names alice's objects; elsewhere bob is one more
-    # signed-in person, as alice is.
-    people = ("alice", "bob", "anonymous") if has_params else ("alice", "anonymous")
-    for who in people:
+    for who in callers(rule):
         yield from path_calls(world, who, method, rule)
         path = fill(rule, world.ids)
         yield from field_calls(who, method, path, main)
-        if method != "GET" and who == "alice":
-            yield from body_calls(who, method, path)
+        if method != "GET" and thorough(who):
+            yield from body_calls(who, method, path, is_api(rule))
 
 
 def path_calls(world: World, who: str, method: str, rule: str):
     """Hostile path parameters; routing reads the path before anyone is known, so the others
     get a sample of them."""
     if "<int:" in rule:
-        for value in HOSTILE_IDS if who == "alice" else HOSTILE_IDS[:2]:
+        for value in HOSTILE_IDS if thorough(who) else HOSTILE_IDS[:2]:
             yield Call(who, method, fill(rule, world.ids, hostile_id=value))
     if re.search(r"<(?!int:)[^>]+>", rule):
-        for value in HOSTILE_SEGMENTS if who == "alice" else HOSTILE_SEGMENTS[:2]:
+        for value in HOSTILE_SEGMENTS if thorough(who) else HOSTILE_SEGMENTS[:2]:
             yield Call(who, method, fill(rule, world.ids, hostile_segment=value), htmx=True)
 
 
@@ -359,19 +444,20 @@ def field_calls(who: str, method: str, path: str, main: str):
         names = [main] if len(value) > 1000 else TEXT_FIELDS
         yield Call(who, method, path, htmx=n % 2 == 0,
                    **{where: [(name, value) for name in names]})
-        if method != "GET" and who == "alice":
+        if method != "GET" and thorough(who):
             yield Call(who, method, path, query=[(name, value) for name in names],
                        form=[("content", "hi")])
-        if who == "alice" and len(value) <= 1000:  # one field among valid ones (a huge
+        if thorough(who) and len(value) <= 1000:  # one field among valid ones (a huge
             # value already went to the main field alone)
             yield Call(who, method, path, **{where: list({**BASELINE, main: value}.items())})
 
 
-def body_calls(who: str, method: str, path: str):
-    """Hostile JSON bodies and, where a route takes files, the same bytes as files."""
-    for document in HOSTILE_JSON:
+def body_calls(who: str, method: str, path: str, api: bool = False):
+    """Hostile JSON bodies and, where a route takes files, the same bytes as files; on the
+    API, hostile chat-completions bodies too."""
+    for document in HOSTILE_JSON + (HOSTILE_API_JSON if api else []):
         yield Call(who, method, path, json_body=document)
-        if FILE_FIELDS:
+        if FILE_FIELDS and not api:
             yield Call(who, method, path, files=dict.fromkeys(
                 FILE_FIELDS, document.encode("utf-8", "surrogatepass")))
 
@@ -399,8 +485,11 @@ def test_the_walk_covers_the_whole_app():
     """Every route, and the fields the views read, are in the walk (so a new route or field
     is walked without editing this file)."""
     assert len(ROUTES) >= 35
-    assert {"content", "title", "q", "page", "system_prompt", "max_tokens", "username"} \
-        <= set(TEXT_FIELDS)
+    assert {"content", "title", "q", "page", "system_prompt", "max_tokens", "username",
+            "name"} <= set(TEXT_FIELDS)
+    # The API's routes are walked with a key: chat completions, the models and one model.
+    assert {endpoint for endpoint, _, rule in ROUTES if is_api(rule)} == \
+        {"api.chat_completions", "api.models", "api.model"}
     assert FILE_FIELDS == ["file"]
 
 
@@ -422,7 +511,7 @@ _segments = st.one_of(st.sampled_from(HOSTILE_SEGMENTS[:-1]),
 @settings(max_examples=150, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(route=st.sampled_from([r for r in ROUTES if r[0] not in DESTRUCTIVE]),
-       who=st.sampled_from(["alice", "bob", "anonymous"]),
+       who=st.sampled_from(["alice", "bob", "anonymous", KEY]),
        hostile_id=st.one_of(st.none(), _ids), segment=st.one_of(st.none(), _segments),
        values=st.dictionaries(st.sampled_from(TEXT_FIELDS), _texts, max_size=6),
        as_query=st.booleans(), htmx=st.booleans(), valid_rest=st.booleans())

@@ -22,9 +22,11 @@ from tests.helpers import (
     start_chat,
 )
 from tests.peers.webclient import ANSWER
-from webapp.extensions import app_state
-from webapp.models import Conversation, Message, Share, User
+from webapp.api.keys import create_key
+from webapp.extensions import app_state, db
+from webapp.models import ApiCall, ApiKey, Conversation, Message, Share, User
 from webapp.providers import ProviderRegistry
+from webapp.queries import people
 
 #: Known XSS payloads, each as the model might send it (some split across tokens).
 PAYLOADS: dict[str, list[str]] = {
@@ -174,12 +176,29 @@ def test_imported_hostile_content_is_inert(alice, app):
 
 # -- CSRF and GET --------------------------------------------------------------------------
 
+#: State-changing routes that take no CSRF token, on purpose, and only these: the served API
+#: authenticates by its Bearer key alone and never reads the session cookie, so a page on
+#: another site has nothing to ride there (``webapp/api/views.py`` exempts its blueprint).
+CSRF_EXEMPT = {"api.chat_completions"}
+
+
 def _fill(rule: Rule, ids: dict[str, object]) -> str:
-    path = rule.rule
-    for argument in rule.arguments:
-        path = path.replace(f"<int:{argument}>", str(ids.get(argument, 1)))
-        path = path.replace(f"<{argument}>", str(ids.get(argument, "x")))
-    return path
+    """The rule's path with ``ids`` (1, or "x", for an argument it does not name)."""
+    def value(match: re.Match) -> str:
+        converter, name = match.group(1), match.group(2)
+        return str(ids.get(name, 1 if converter == "int" else "x"))
+    return re.sub(r"<(?:(\w+):)?(\w+)>", value, rule.rule)
+
+
+def _api_key(app, username="alice") -> tuple[int, str]:
+    """A new API key of ``username``: its id and the key itself."""
+    with app.app_context():
+        key, secret = create_key(db.session.scalar(people.by_username(username)), "tests")
+        return key.id, secret
+
+
+def _is_api(rule: Rule) -> bool:
+    return rule.endpoint.startswith("api.")
 
 
 def _state_changing(app):
@@ -191,42 +210,60 @@ def _state_changing(app):
 
 def test_every_state_changing_route_refuses_a_request_without_a_csrf_token(alice, app):
     conversation_id, message_id = start_chat(alice)
+    key_id, _ = _api_key(app)
     routes = list(_state_changing(app))
     assert len(routes) >= 15  # the meta-test really walks the app
+    assert {rule.endpoint for rule, _ in routes} >= CSRF_EXEMPT
     ids = {"conversation_id": conversation_id, "message_id": message_id, "share_id": 1,
-           "token": "x"}
+           "token": "x", "key_id": key_id}
     before = {m.id: (m.status, m.content) for m in rows(app, Message)}
     for rule, method in routes:
         path = _fill(rule, ids)
         for headers in ({}, {"X-CSRFToken": "forged"}):
             response = alice.client.open(path, method=method, headers=headers,
-                                         data={"content": "x", "title": "x"})
+                                         data={"content": "x", "title": "x", "name": "x"})
+            if rule.endpoint in CSRF_EXEMPT:
+                # No token asked for, and the session cookie alice sends is no key either.
+                assert response.status_code == 401, (method, path, response.status_code)
+                assert response.get_json()["error"]["code"] == "missing_api_key"
+                continue
             assert response.status_code == 400, (method, path, response.status_code)
             assert "The form expired" in response.get_data(as_text=True)
     assert {m.id: (m.status, m.content) for m in rows(app, Message)} == before
     assert rows(app, Conversation)[0].title == "Hi <b>there</b>"
+    (key,) = rows(app, ApiKey)
+    assert key.revoked_at is None and rows(app, ApiCall) == []
 
 
 def test_get_routes_change_nothing(alice, app):
     """GET only reads. (An answer's stream is a GET that carries out the generation its
-    POST asked for; on a finished answer it only reads, as here.)"""
+    POST asked for; on a finished answer it only reads, as here.) The API's are called with
+    a key as well: looking at the models is not a use of the key that counts."""
     conversation_id, message_id = start_chat(alice)
     read_stream(alice, message_id)
     share(alice, conversation_id)
     (row,) = rows(app, Share)
+    key_id, secret = _api_key(app)
     ids = {"conversation_id": conversation_id, "message_id": message_id, "share_id": row.id,
-           "token": row.token, "filename": "css/app.css"}
+           "token": row.token, "filename": "css/app.css", "key_id": key_id,
+           "model": "scripted/script-1"}
 
     def snapshot():
         return [(type(r).__name__, sorted((k, str(v)) for k, v in vars(r).items()
                                          if not k.startswith("_")))
-                for model in (User, Conversation, Message, Share) for r in rows(app, model)]
+                for model in (User, Conversation, Message, Share, ApiKey, ApiCall)
+                for r in rows(app, model)]
 
     before = snapshot()
     count = 0
     for rule in app.url_map.iter_rules():
         if "GET" in rule.methods:
-            alice.get(_fill(rule, ids))
+            response = alice.get(_fill(rule, ids))
+            if _is_api(rule):
+                assert response.status_code == 401  # a session is no key
+                response = alice.client.get(_fill(rule, ids),
+                                            headers={"Authorization": f"Bearer {secret}"})
+                assert response.status_code == 200, (rule.rule, response.status_code)
             count += 1
     assert count >= 15
     assert snapshot() == before
@@ -239,7 +276,9 @@ def test_every_route_with_an_id_answers_404_to_another_person(alice, bob, app):
     read_stream(alice, message_id)
     share(alice, conversation_id)
     (row,) = rows(app, Share)
-    ids = {"conversation_id": conversation_id, "message_id": message_id, "share_id": row.id}
+    key_id, secret = _api_key(app)
+    ids = {"conversation_id": conversation_id, "message_id": message_id, "share_id": row.id,
+           "key_id": key_id}
     bob.refresh_token()
     checked = 0
     for rule in app.url_map.iter_rules():
@@ -253,9 +292,45 @@ def test_every_route_with_an_id_answers_404_to_another_person(alice, bob, app):
             assert response.status_code == 404, (method, path, response.status_code)
             checked += 1
     assert checked >= 15
+    assert {rule.endpoint for rule in app.url_map.iter_rules() if "key_id" in rule.arguments} \
+        == {"settings.revoke_api_key"}  # the walk reached the keys' routes
     (conversation,) = rows(app, Conversation)
     assert conversation.title != "x" and conversation.settings is None
     assert rows(app, Share) and len(rows(app, Message)) == 2
+    (key,) = rows(app, ApiKey)
+    assert key.revoked_at is None
+    assert app.test_client().get("/v1/models", headers={
+        "Authorization": f"Bearer {secret}"}).status_code == 200
+
+
+def test_every_api_route_answers_401_in_json_without_a_usable_key(alice, app):
+    """The served API takes a Bearer key only: no key, a wrong one, a revoked one, or a
+    signed-in session without one are each a 401 in OpenAI's JSON shape, on every API route
+    (a new one that forgot to ask for the key fails here)."""
+    key_id, revoked = _api_key(app)
+    alice.post(f"/settings/api-keys/{key_id}/revoke")
+    ids = {"model": "scripted/script-1"}
+    stranger = app.test_client()
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not _is_api(rule):
+            continue
+        path = _fill(rule, ids)
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            for client, key in ((stranger, None), (alice.client, None),
+                                (stranger, "eqk-" + "x" * 43), (stranger, revoked),
+                                (stranger, "not-a-key"), (alice.client, "")):
+                headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+                body = {"model": "scripted/script-1",
+                        "messages": [{"role": "user", "content": "hi"}]}
+                response = client.open(path, method=method, headers=headers,
+                                       json=body if method == "POST" else None)
+                assert response.status_code == 401, (method, path, key, response.status_code)
+                assert response.mimetype == "application/json"
+                assert response.get_json()["error"]["type"] == "invalid_request_error"
+                checked += 1
+    assert checked >= 6 * 6  # models, one model and chat completions, under two prefixes
+    assert rows(app, ApiCall) == [] and len(rows(app, Conversation)) == 0
 
 
 def test_public_share_link_is_the_only_way_in(alice, bob, app):

@@ -1,6 +1,7 @@
-// Copy buttons, keyboard shortcuts, the announcement of a finished answer and the keys of the
-// edit box. Every control here needs JavaScript, so JavaScript adds it: a page without it shows
-// no button that cannot work. No inline scripts or handlers: the CSP forbids them.
+// Copy buttons (messages, code blocks, a new API key), keyboard shortcuts, the announcement of
+// a finished answer and the keys of the edit box. Every control here needs JavaScript, so
+// JavaScript adds it: a page without it shows no button that cannot work. No inline scripts or
+// handlers: the CSP forbids them.
 (function () {
   "use strict";
 
@@ -173,9 +174,16 @@
     block.append(head, pre);
   }
 
+  // A read-only field to copy whole (a new API key, shown once): Copy beside it.
+  function addFieldCopy(wrapper) {
+    if (wrapper.querySelector(":scope > button.copy-value")) return;
+    wrapper.appendChild(copyButton("copy-value secondary"));
+  }
+
   function enhance(root) {
     all(root, "article.msg").forEach(addMessageCopy);
     all(root, ".msg-body pre").forEach(addCodeCopy);
+    all(root, ".copy-field").forEach(addFieldCopy);
   }
 
   document.addEventListener("click", function (evt) {
@@ -183,6 +191,8 @@
     if (!button) return;
     if (button.classList.contains("copy-code")) {
       copy(codeText(button.closest(".code-block")), button);
+    } else if (button.classList.contains("copy-value")) {
+      copy(button.closest(".copy-field").querySelector("input").value, button);
     } else {
       var text = messageSource(button.closest("article.msg"));
       if (text !== null) copy(text, button);

@@ -20,16 +20,17 @@ from flask import abort
 from flask_login import current_user
 
 from ..extensions import db
-from ..models import Conversation, Message, Share
-from . import conversations, messages, shares
+from ..models import ApiKey, Conversation, Message, Share
+from . import api, conversations, messages, shares
 
-T = TypeVar("T", Conversation, Message, Share)
+T = TypeVar("T", ApiKey, Conversation, Message, Share)
 
 #: For each kind of object a route may name, the query of one of them owned by a person.
 _OWNED: dict[type, Callable[[int, int], Any]] = {
     Conversation: conversations.owned,
     Message: messages.owned,
     Share: shares.owned,
+    ApiKey: api.owned_key,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Select, bindparam, func, insert, select, update
+from sqlalchemy.orm import joinedload
 
 from ..models import ApiCall, ApiKey, Conversation, Message
 
@@ -34,8 +35,10 @@ def owned_key(key_id: int, user_id: int) -> Select:
 
 
 def calls_of(user_id: int, most: int) -> Select:
-    """A person's latest ``most`` calls, newest first, with their keys."""
+    """A person's latest ``most`` calls, newest first, with their keys (loaded in the same
+    query: the page names each call's key)."""
     return (select(ApiCall).where(ApiCall.user_id == user_id)
+            .options(joinedload(ApiCall.key))
             .order_by(ApiCall.id.desc()).limit(most))
 
 

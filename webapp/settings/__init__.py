@@ -1,8 +1,9 @@
-"""Settings: a person's generation defaults and a conversation's own settings.
+"""Settings: a person's generation defaults, a conversation's own settings, and a person's
+keys to the served API.
 
 The blueprint; ``views`` holds its routes, ``storage`` saving settings and the conversation's
-settings form and fragment, ``forms`` the form, ``schema`` what a stored setting may hold and
-``values`` the settings an answer uses.
+settings form and fragment, ``forms`` the form, ``schema`` what a stored setting may hold,
+``values`` the settings an answer uses and ``api_keys`` the API keys page.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The settings routes: a person's defaults, and the model field for a chosen provider."""
+"""The settings routes: a person's defaults, the model field for a chosen provider, and the
+person's API keys and calls."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from flask_login import current_user, login_required
 
 from ..extensions import providers
 from ..htmx import fragment, is_htmx, macro
-from . import bp
+from . import api_keys, bp
 from .forms import GenerationForm
 from .storage import FORM_MACROS, build_form, save_defaults
 from .values import from_user
@@ -45,3 +46,31 @@ def models():
     form.set_choices(providers(), request.args.get("provider"))
     form.model.data = request.args.get("model")
     return fragment(macro(FORM_MACROS, "model_field")(form))
+
+
+@bp.get("/settings/api-keys")
+@login_required
+def api_keys_page():
+    """How to call the API, the person's keys and their latest calls."""
+    return render_template(api_keys.PAGE, **api_keys.context(current_user))
+
+
+@bp.post("/settings/api-keys")
+@login_required
+def create_api_key():
+    """Make a named key and show it, once, on this answer (422 and the form as it was sent
+    when the name or the number of keys is refused)."""
+    made = api_keys.create(current_user, request.form.get("name"))
+    return api_keys.created(current_user, made)
+
+
+@bp.post("/settings/api-keys/<int:key_id>/revoke")
+@login_required
+def revoke_api_key(key_id: int):
+    """Revoke one of the person's keys (again: nothing changes)."""
+    key, now = api_keys.revoke(key_id)
+    words = api_keys.revoked_words(key, now)
+    if is_htmx():
+        return api_keys.key_list_fragment(current_user, words)
+    flash(words, "ok")
+    return redirect(url_for("settings.api_keys_page"), code=303)

@@ -13,6 +13,7 @@ import secrets
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from ..chat.turns import lock_person
 from ..extensions import db
 from ..models import ApiKey, User, utcnow
 from ..queries import api as queries
@@ -51,7 +52,9 @@ def create_key(user: User, name: str | None) -> tuple[ApiKey, str]:
     itself (shown once). ``KeyRefused`` for a bad name or too many keys."""
     name = clean_name(name)
     most = int(current_app.config["API_KEYS_PER_USER"])
+    lock_person(user.id)  # two requests at once: counted and inserted one after the other
     if db.session.scalar(queries.active_count(user.id)) >= most:
+        db.session.rollback()
         raise KeyRefused(f"You have {most} keys already (the most one may have): revoke one "
                          "you no longer use first.")
     secret = PREFIX + secrets.token_urlsafe(32)

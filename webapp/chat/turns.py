@@ -64,7 +64,7 @@ def generation_choice(values: dict[str, Any]) -> tuple[str, str, dict[str, Any]]
     return name, model, params
 
 
-def _lock_person(user_id: int) -> None:
+def lock_person(user_id: int) -> None:
     """Hold a lock, until this transaction ends, that every other turn of ``user`` needs too.
 
     The limits below are counted, then a row is inserted: without the lock, 20 requests at
@@ -90,7 +90,7 @@ def check_running(user_id: int, conversation: Conversation | None = None) -> Non
     ``STREAM_PENDING_SECONDS`` without being started, or streaming but not saved for
     ``STREAM_STALE_SECONDS``); only those are loaded, the live ones are only counted.
     """
-    _lock_person(user_id)
+    lock_person(user_id)
     params = {"user_id": user_id, **deadlines(current_app.config),
               "conversation_id": conversation.id if conversation is not None else None}
     count, here, overdue = db.session.execute(messages.RUNNING_COUNTS, params).one()
@@ -140,7 +140,7 @@ def _locked_final_answer(answer: Message, user: User, allowed: tuple[str, ...], 
                          ) -> None:
     """Take the person's lock and read ``answer`` again under it (two requests at once act
     once); TurnError unless it is an answer in one of the ``allowed`` statuses."""
-    _lock_person(user.id)
+    lock_person(user.id)
     db.session.refresh(answer)
     if answer.role != "assistant" or answer.status not in allowed:
         db.session.commit()  # releases the lock

@@ -19,7 +19,7 @@ def count() -> Select:
     return select(func.count()).select_from(User)
 
 
-# The person's row is the lock that serialises their turns (see chat.turns._lock_person); run
+# The person's row is the lock that serialises their turns (see chat.turns.lock_person); run
 # at every turn, so built once.
 #: PostgreSQL: lock the row until the transaction ends.
 LOCK_ROW = select(_users.c.id).where(_users.c.id == bindparam("user_id")).with_for_update()

@@ -21,8 +21,10 @@ from tests.peers.appserver import AppServer
 from tests.peers.database import database
 from tests.peers.webclient import WebClient
 from webapp import create_app
+from webapp.api.keys import create_key
 from webapp.checks import ConfigurationError, head_revision
 from webapp.extensions import db
+from webapp.queries import people
 from webapp.queries.search import search
 from webapp.streaming import SHUTTING_DOWN
 
@@ -135,6 +137,13 @@ def test_copy_from_sqlite_to_postgresql_keeps_every_row(app, alice, postgres_url
     share(alice, conversation_id, include_system_prompt="1")
     shared_chat(alice, "A second one")
     alice.post(f"/c/{conversation_id}/pin", htmx=False)
+    # An API key, and a call made with it (kept as a third conversation).
+    with app.app_context():
+        key = create_key(db.session.scalar(people.by_username("alice")), "copy")[1]
+    called = app.test_client().post(
+        "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+        json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "Via API"}]})
+    assert called.status_code == 200
     target = postgres_url
     result = app.test_cli_runner().invoke(args=["copy-data", "--to", target])
     assert result.exit_code == 0, result.output
@@ -148,10 +157,11 @@ def test_copy_from_sqlite_to_postgresql_keeps_every_row(app, alice, postgres_url
             rows_b = b.execute(select(table).order_by(*order)).all()
         assert rows_a == rows_b, table.name
         copied[table.name] = len(rows_a)
-    # Every table had rows to copy: users, settings, 2 conversations, 4 messages, 1 share.
-    assert copied == {"users": 1, "user_settings": 1, "conversations": 2, "messages": 4,
-                      "shares": 1, "sign_in_failures": 0}
-    assert "messages: 4 rows" in result.output
+    # Every table had rows to copy: users, settings, 3 conversations (one from the API), 6
+    # messages, 1 share, 1 API key and its call.
+    assert copied == {"users": 1, "user_settings": 1, "conversations": 3, "messages": 6,
+                      "shares": 1, "sign_in_failures": 0, "api_keys": 1, "api_calls": 1}
+    assert "messages: 6 rows" in result.output
     # The copy is usable: new rows get fresh ids, search works.
     copied_app = create_app({"SQLALCHEMY_DATABASE_URI": target, "SECRET_KEY": "x",
                              "TESTING": True})

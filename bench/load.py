@@ -535,15 +535,24 @@ class MemorySampler:
 @dataclass
 class Cpu:
     """CPU seconds each party used in a run: the app (master and workers), the fake upstream,
-    and this client (every thread of this process: the turns' event loop, the samplers)."""
+    this client (every thread of this process: the turns' event loop, the samplers), and the
+    rest of the machine (other processes, such as another session's tests, and the kernel's
+    work no process is charged for): the figures are only worth comparing when it is small."""
 
     app: float = 0.0
     upstream: float = 0.0
     client: float = 0.0
+    rest: float = 0.0
 
     def __add__(self, other: Cpu) -> Cpu:
         return Cpu(self.app + other.app, self.upstream + other.upstream,
-                   self.client + other.client)
+                   self.client + other.client, self.rest + other.rest)
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores, not idle or waiting on I/O)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -742,13 +751,14 @@ class Bench:
 
         samplers = [MemorySampler(s.proc.pid) for s in (self.server, self.peer) if s]
         upstream = MemorySampler(self.upstream_proc.pid)
-        upstream_cpu, client_cpu = upstream.cpu(), time.process_time()
+        upstream_cpu, client_cpu, busy = upstream.cpu(), time.process_time(), machine_busy()
         with contextlib.ExitStack() as stack:
             for sampler in samplers:
                 stack.enter_context(sampler)
             turns = self.loop.run_until_complete(go())
         cpu = Cpu(sum(s.cpu_used for s in samplers), upstream.cpu() - upstream_cpu,
                   time.process_time() - client_cpu)
+        cpu.rest = max(0.0, machine_busy() - busy - cpu.app - cpu.upstream - cpu.client)
         return list(turns), sum(s.peak for s in samplers), cpu
 
     def __exit__(self, *exc):
@@ -809,7 +819,7 @@ def report_cpu(direct: dict, app: dict, unit: str) -> None:
         cpu = s.get("cpu")
         if cpu:
             print(f"  CPU used, {name}: app {cpu['app']:.2f} s, upstream {cpu['upstream']:.2f} s, "
-                  f"client {cpu['client']:.2f} s")
+                  f"client {cpu['client']:.2f} s, rest of the machine {cpu['rest']:.2f} s")
 
 
 def report_attached(attached: dict[str, dict]) -> None:

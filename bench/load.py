@@ -6,6 +6,7 @@
     .venv/bin/python -m bench.load --sequential 20 --tokens 600 --blocks  # cost of formatting
     .venv/bin/python -m bench.load --attach --streams 20    # pages that attach mid-answer
     .venv/bin/python -m bench.load --attach --peer --streams 20   # ... and another app server
+    .venv/bin/python -m bench.load --api --sequential 20    # the OpenAI-compatible API instead
 
 It starts the fake upstream (``bench.fake_upstream``) and the app under gunicorn with the shipped
 ``gunicorn.conf.py`` (provider: the OpenAI-compatible one, pointed at the fake upstream), signs
@@ -25,6 +26,14 @@ connection is read from ``/proc``: the socket's inode in the worker's open files
 ``--database-url``, default ``$TEST_DATABASE_URL`` or the local ``test`` database, in a schema
 of its own). For the tokens sent after a reader attached it reports their delivery delay and
 the delay added against the first reader (the same token's arrival at both).
+
+``--api``: the same requests sent to the app's OpenAI-compatible API instead of as chat turns:
+``POST /v1/chat/completions`` with ``"stream": true``, a Bearer key made with ``flask api-keys
+create`` and the model ``/v1/models`` lists (``openai/<the upstream's model>``), one connection
+per call as for the upstream direct. The app relays each upstream chunk as a
+``chat.completion.chunk`` event whose content is the token's text, stamp included; a call that
+does not end with ``finish_reason`` and ``data: [DONE]``, or whose stamps did not all arrive, is
+an error. It also reports the CPU each party used: the app, the fake upstream and this client.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import secrets
@@ -52,6 +62,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.fake_upstream import params_from  # noqa: E402
 from tests.peers import process  # noqa: E402
 from tests.peers.appserver import AppServer  # noqa: E402
 from tests.peers.webclient import WebClient  # noqa: E402
@@ -172,6 +183,38 @@ async def direct_turn(upstream: str, prompt: str) -> Turn:
                                    _consume(turn, started, last))
         if status != 200:
             turn.error = f"HTTP {status}"
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        turn.error = f"{type(exc).__name__}: {exc}"
+    turn.seconds = time.perf_counter() - started
+    return turn
+
+
+def _api_problem(status: int, body: bytes, turn: Turn, expected: int) -> str | None:
+    """What is wrong with an API call's answer, if anything: its status, an error event, an
+    end other than a ``finish_reason`` and ``[DONE]``, or stamps lost in the relay."""
+    if status != 200:
+        return f"HTTP {status} {body[:120]!r}"
+    if b'data: {"error"' in body:
+        return "error event: " + body.split(b'data: {"error"', 1)[1][:160].decode(errors="replace")
+    if b'"finish_reason":"stop"' not in body or not body.rstrip().endswith(b"data: [DONE]"):
+        return f"the stream did not end with a finish_reason and [DONE]: {body[-120:]!r}"
+    if turn.tokens != expected:
+        return f"{turn.tokens} of {expected} stamped tokens arrived"
+    return None
+
+
+async def api_turn(base: str, key: str, model: str, prompt: str, expected: int) -> Turn:
+    """One streamed call to the app's ``POST /v1/chat/completions``, on a connection of its
+    own as ``direct_turn`` does; ``expected``: the tokens the upstream sends."""
+    turn, started, last = Turn(), time.perf_counter(), [0.0]
+    body = json.dumps({"model": model, "stream": True,
+                       "messages": [{"role": "user", "content": prompt}]}).encode()
+    try:
+        status, out = await _request(base + "/v1/chat/completions", "POST", body,
+                                     {"Content-Type": "application/json",
+                                      "Authorization": f"Bearer {key}"},
+                                     _consume(turn, started, last))
+        turn.error = _api_problem(status, out, turn, expected)
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         turn.error = f"{type(exc).__name__}: {exc}"
     turn.seconds = time.perf_counter() - started
@@ -489,6 +532,29 @@ class MemorySampler:
         self.cpu_used = self.cpu() - self.cpu_start
 
 
+@dataclass
+class Cpu:
+    """CPU seconds each party used in a run: the app (master and workers), the fake upstream,
+    this client (every thread of this process: the turns' event loop, the samplers), and the
+    rest of the machine (other processes, such as another session's tests, and the kernel's
+    work no process is charged for): the figures are only worth comparing when it is small."""
+
+    app: float = 0.0
+    upstream: float = 0.0
+    client: float = 0.0
+    rest: float = 0.0
+
+    def __add__(self, other: Cpu) -> Cpu:
+        return Cpu(self.app + other.app, self.upstream + other.upstream,
+                   self.client + other.client, self.rest + other.rest)
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores, not idle or waiting on I/O)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -552,9 +618,12 @@ class Bench:
     gunicorn on the same database (which must then be PostgreSQL: ``database_url``)."""
 
     def __init__(self, env: dict[str, str] | None = None, database_url: str | None = None,
-                 peer: bool = False):
+                 peer: bool = False, api: bool = False):
         self.env, self.database_url, self.peer_wanted = env or {}, database_url, peer
         self.peer: AppServer | None = None
+        #: Turns through the app are calls to its API (with this key and model), not chat turns.
+        self.api = api
+        self.api_key = self.api_model = ""
 
     def __enter__(self) -> Bench:
         self.loop = asyncio.new_event_loop()
@@ -587,6 +656,11 @@ class Bench:
         self.client = WebClient(self.server.base).login("bench", "bench-password")
         self.cookie = "; ".join(f"{c.name}={c.value}" for c in self.client.session.cookies)
         self.conversations: list[int] = []
+        if self.api:
+            # The key alone is the command's last line.
+            self.api_key = self.server.flask("api-keys", "create", "bench", "--name",
+                                             "bench").strip().splitlines()[-1]
+            self.api_model = self._api_model()
         # Unmeasured turns first, so the first run does not pay for what only the first request
         # of a worker does (imports, compiling templates, opening connections).
         warm = _scenario(5, 0, 0)
@@ -605,6 +679,19 @@ class Bench:
 
         threading.Thread(target=copy, daemon=True).start()
         return log
+
+    def _api_model(self) -> str:
+        """The model API calls name: the upstream's own under the ``openai`` provider, as
+        ``/v1/models`` lists it (an ``openai`` server without ``OPENAI_MODELS`` lists none, and
+        takes ``openai/NAME`` for any name)."""
+        upstream = requests.get(self.upstream + "/v1/models", timeout=10).json()["data"][0]["id"]
+        listed = requests.get(self.server.base + "/v1/models", timeout=10,
+                              headers={"Authorization": f"Bearer {self.api_key}"})
+        listed.raise_for_status()
+        ids = [m["id"] for m in listed.json()["data"]]
+        wanted = f"openai/{upstream}"
+        return wanted if wanted in ids or not ids else next(
+            (i for i in ids if i.startswith("openai/")), wanted)
 
     def _schema(self, url: str) -> str:
         """A schema of its own in the PostgreSQL database at ``url`` (dropped at the end)."""
@@ -636,14 +723,22 @@ class Bench:
                 self.conversations += list(pool.map(make, range(missing)))
 
     def run(self, streams: int, prompt: str, through_app: bool, attach_after: int = 0
-            ) -> tuple[list[Turn], int, float]:
+            ) -> tuple[list[Turn], int, Cpu]:
         """``streams`` turns at once, straight to the upstream or through the app (with
-        readers attaching after ``attach_after`` tokens: see ``self.readers``); returns the
-        turns, the app's peak resident memory (both servers with a peer) and its CPU time."""
-        self.ensure_conversations(streams)
+        readers attaching after ``attach_after`` tokens: see ``self.readers``; with ``api``,
+        calls to the app's API); returns the turns, the app's peak resident memory (both
+        servers with a peer) and the CPU time each party used."""
+        if not self.api:
+            self.ensure_conversations(streams)
         attach = Attach(self.server, self.peer, attach_after) if attach_after else None
 
         async def go():
+            if through_app and self.api:
+                expected = int(params_from({"messages": [
+                    {"role": "user", "content": prompt}]})["tokens"])
+                return await asyncio.gather(*[
+                    api_turn(self.server.base, self.api_key, self.api_model, prompt, expected)
+                    for _ in range(streams)])
             if through_app:
                 jobs = [app_turn(self.server.base, self.cookie, self.client.token, c, prompt,
                                  attach)
@@ -655,12 +750,16 @@ class Bench:
                                           for _ in range(streams)])
 
         samplers = [MemorySampler(s.proc.pid) for s in (self.server, self.peer) if s]
+        upstream = MemorySampler(self.upstream_proc.pid)
+        upstream_cpu, client_cpu, busy = upstream.cpu(), time.process_time(), machine_busy()
         with contextlib.ExitStack() as stack:
             for sampler in samplers:
                 stack.enter_context(sampler)
             turns = self.loop.run_until_complete(go())
-        return (list(turns), sum(s.peak for s in samplers),
-                sum(s.cpu_used for s in samplers))
+        cpu = Cpu(sum(s.cpu_used for s in samplers), upstream.cpu() - upstream_cpu,
+                  time.process_time() - client_cpu)
+        cpu.rest = max(0.0, machine_busy() - busy - cpu.app - cpu.upstream - cpu.client)
+        return list(turns), sum(s.peak for s in samplers), cpu
 
     def __exit__(self, *exc):
         for log in self.logs:
@@ -679,7 +778,10 @@ class Bench:
         self.loop.close()
 
 
-def report(label: str, direct: dict, app: dict, rss: int, servers: int = 1) -> None:
+def report(label: str, direct: dict, app: dict, rss: int, servers: int = 1,
+           unit: str = "turn") -> None:
+    """Print one scenario's figures: direct, through the app, their ratios and the CPU used.
+    ``unit``: what one request through the app is (a chat ``turn``, an API ``call``)."""
     print(f"\n{label}")
     print(f"  {'':10} {'TTFT p50':>10} {'TTFT p99':>10} {'delay p50':>10} {'delay p99':>10} "
           f"{'gap p99':>9} {'tok/s':>9} {'errors':>7}")
@@ -692,20 +794,32 @@ def report(label: str, direct: dict, app: dict, rss: int, servers: int = 1) -> N
           f"{app['tokens_per_s'] / max(direct['tokens_per_s'], 1e-9):.2f}; "
           f"app peak RSS {rss / 2**20:.0f} MB" + (f" ({servers} servers)" if servers > 1 else ""))
     if app["stream_rate"] and direct["stream_rate"]:
-        print(f"  streaming rate, first to last token (median per turn): direct "
+        print(f"  streaming rate, first to last token (median per {unit}): direct "
               f"{direct['stream_rate']:.0f}, app {app['stream_rate']:.0f} tokens/s "
               f"(x{app['stream_rate'] / direct['stream_rate']:.2f})")
     else:
         print("  streaming rate: not measurable (the tokens after the first came in one event)")
-    print(f"  message accepted (the post's answer): p50 {app['post_p50'] * 1000:.1f} ms, "
-          f"p99 {app['post_p99'] * 1000:.1f} ms")
+    if not math.isnan(app["post_p50"]):
+        print(f"  message accepted (the post's answer): p50 {app['post_p50'] * 1000:.1f} ms, "
+              f"p99 {app['post_p99'] * 1000:.1f} ms")
     if app["final_only"]:
         print(f"  tokens first seen in the final message, not in a text event: "
               f"{app['final_only']}")
+    report_cpu(direct, app, unit)
+
+
+def report_cpu(direct: dict, app: dict, unit: str) -> None:
+    """The CPU each party used, straight to the upstream and through the app, and the app's
+    per token relayed and per ``unit``."""
     tokens = app["tokens"]
     if app.get("cpu_s") and tokens:
         print(f"  the app's CPU: {app['cpu_s']:.2f} s in all, {app['cpu_s'] * 1e6 / tokens:.0f} "
-              f"µs per token relayed, {app['cpu_s'] * 1000 / app['turns']:.1f} ms per turn")
+              f"µs per token relayed, {app['cpu_s'] * 1000 / app['turns']:.1f} ms per {unit}")
+    for name, s in (("direct", direct), ("through the app", app)):
+        cpu = s.get("cpu")
+        if cpu:
+            print(f"  CPU used, {name}: app {cpu['app']:.2f} s, upstream {cpu['upstream']:.2f} s, "
+                  f"client {cpu['client']:.2f} s, rest of the machine {cpu['rest']:.2f} s")
 
 
 def report_attached(attached: dict[str, dict]) -> None:
@@ -725,7 +839,7 @@ def report_attached(attached: dict[str, dict]) -> None:
             print("    first errors:", s["first_errors"][:3])
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, nargs="*", default=[50],
@@ -747,48 +861,77 @@ def main(argv: list[str] | None = None) -> list[dict]:
                              "(default: a quarter of --tokens)")
     parser.add_argument("--peer", action="store_true",
                         help="a second gunicorn on the same PostgreSQL database")
+    parser.add_argument("--api", action="store_true",
+                        help="through the app's OpenAI-compatible API (POST /v1/chat/completions,"
+                             " streamed, with a Bearer key) instead of as chat turns")
     parser.add_argument("--database-url", default=None,
                         help="the app's database (default SQLite; with --peer "
                              "$TEST_DATABASE_URL or the local PostgreSQL `test` database)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _one_at_a_time(bench: Bench, prompt: str, count: int
+                   ) -> tuple[list[Turn], list[Turn], int, Cpu, Cpu]:
+    """``count`` requests one at a time, each straight to the upstream and then through the
+    app; the turns of both, the app's peak memory and the CPU used on each side."""
+    direct, app, rss, direct_cpu, app_cpu = [], [], 0, Cpu(), Cpu()
+    for _ in range(count):
+        turns, _, used = bench.run(1, prompt, False)
+        direct += turns
+        direct_cpu += used
+        turns, peak, used = bench.run(1, prompt, True)
+        app += turns
+        rss, app_cpu = max(rss, peak), app_cpu + used
+    return direct, app, rss, direct_cpu, app_cpu
+
+
+def _scenario_run(bench: Bench, args: argparse.Namespace, prompt: str, streams: int,
+                  attach_after: int) -> dict:
+    """One run of one scenario, printed; its figures."""
+    unit = "call" if args.api else "turn"
+    attached: dict[str, dict] = {}
+    if args.sequential:
+        direct, app, rss, direct_cpu, app_cpu = _one_at_a_time(bench, prompt, args.sequential)
+        label = f"{args.sequential} {'API calls' if args.api else 'turns'} one at a time"
+    else:
+        direct, _, direct_cpu = bench.run(streams, prompt, False)
+        app, rss, app_cpu = bench.run(streams, prompt, True, attach_after)
+        if attach_after:
+            attached = attach_summary(app, bench.readers)
+        label = f"{streams} concurrent {'API calls' if args.api else 'turns'}"
+    label += f" of {args.tokens} tokens {args.gap_ms:g} ms apart"
+    if attach_after:
+        label += f", readers attaching after {attach_after} tokens"
+    d, a = summary(direct), summary(app)
+    d["cpu"], a["cpu"] = vars(direct_cpu), vars(app_cpu)
+    a["cpu_s"] = app_cpu.app
+    return {"label": label, "streams": streams, "direct": d, "app": a, "rss": rss,
+            "attached": attached, "unit": unit,
+            "errors": [t.error for t in app if t.error][:3]}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = _parser().parse_args(argv)
+    if args.api and args.attach:
+        raise SystemExit("--attach: an API call has one reader, its client")
     prompt = _scenario(args.tokens, args.gap_ms, args.first_ms, args.blocks)
     database_url = args.database_url
     if args.peer and not database_url:
         database_url = os.environ.get("TEST_DATABASE_URL") or POSTGRES
     attach_after = (args.attach_after or max(1, args.tokens // 4)) if args.attach else 0
     results = []
-    with Bench(database_url=database_url, peer=args.peer) as bench:
-        scenarios = [1] if args.sequential else args.streams
-        for streams in scenarios:
+    with Bench(database_url=database_url, peer=args.peer, api=args.api) as bench:
+        if args.api:
+            print(f"API calls: model {bench.api_model}, a key of the person 'bench'")
+        for streams in [1] if args.sequential else args.streams:
             for run in range(args.runs):
-                attached: dict[str, dict] = {}
-                if args.sequential:
-                    direct, app, rss, cpu = [], [], 0, 0.0
-                    for _ in range(args.sequential):
-                        direct += bench.run(1, prompt, False)[0]
-                        turns, peak, used = bench.run(1, prompt, True)
-                        app += turns
-                        rss, cpu = max(rss, peak), cpu + used
-                    label = f"{args.sequential} turns one at a time"
-                else:
-                    direct = bench.run(streams, prompt, False)[0]
-                    app, rss, cpu = bench.run(streams, prompt, True, attach_after)
-                    if attach_after:
-                        attached = attach_summary(app, bench.readers)
-                    label = f"{streams} concurrent turns"
-                label += (f" of {args.tokens} tokens {args.gap_ms:g} ms apart"
-                          f" (run {run + 1}/{args.runs})")
-                if attach_after:
-                    label += f", readers attaching after {attach_after} tokens"
-                d, a = summary(direct), summary(app)
-                a["cpu_s"] = cpu
-                report(label, d, a, rss, 2 if args.peer else 1)
-                report_attached(attached)
-                errors = [t.error for t in app if t.error][:3]
-                if errors:
-                    print("  first errors:", errors)
-                results.append({"streams": streams, "direct": d, "app": a, "rss": rss,
-                                "attached": attached})
+                result = _scenario_run(bench, args, prompt, streams, attach_after)
+                report(f"{result['label']} (run {run + 1}/{args.runs})", result["direct"],
+                       result["app"], result["rss"], 2 if args.peer else 1, result["unit"])
+                report_attached(result["attached"])
+                if result["errors"]:
+                    print("  first errors:", result["errors"])
+                results.append(result)
     return results
 
 

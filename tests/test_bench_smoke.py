@@ -37,6 +37,17 @@ def test_load_bench_runs():
         assert not math.isnan(result["app"]["ttft_p50"])
 
 
+def test_load_bench_runs_through_the_api():
+    sequential = load.main(["--api", "--sequential", "2", "--tokens", "5", "--gap-ms", "5"])
+    concurrent = load.main(["--api", "--streams", "3", "--tokens", "5", "--gap-ms", "0"])
+    for result in sequential + concurrent:
+        assert result["unit"] == "call"
+        assert result["app"]["errors"] == 0 and result["direct"]["errors"] == 0
+        # Every stamp came through the relay's JSON, once: as many tokens as sent directly.
+        assert result["app"]["tokens"] == result["direct"]["tokens"] == 5 * result["app"]["turns"]
+        assert result["app"]["cpu"]["app"] > 0
+
+
 def test_load_bench_runs_with_readers_attaching_mid_answer():
     # Long enough an answer that the readers attach while it runs (after 5 of 30 tokens).
     (result,) = load.main(["--streams", "2", "--tokens", "30", "--gap-ms", "20", "--attach",

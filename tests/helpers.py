@@ -270,3 +270,13 @@ def chat_in_browser(page, base, text, wait=True):
     if wait:
         page.locator(".msg-assistant.status-complete").wait_for(timeout=20000)
     return int(page.url.rsplit("/", 1)[1])
+
+
+def run_to_end(generator):
+    """The tokens of a provider's generator and what it returned (its finish reason)."""
+    tokens = []
+    while True:
+        try:
+            tokens.append(next(generator))
+        except StopIteration as end:
+            return tokens, end.value

@@ -8,7 +8,7 @@ import threading
 import pytest
 import requests
 
-from tests.helpers import wait_until
+from tests.helpers import run_to_end, wait_until
 from tests.peers.fault_upstream import TEXT, TOKENS
 from webapp.providers import (
     Cancellation,
@@ -350,16 +350,6 @@ def test_a_finished_answer_leaves_its_connection_for_the_next(fault_server):
     assert clients[0] == clients[1] == clients[2] == clients[3]
     assert clients[4] != clients[3]
     assert clients[5] == clients[4]
-
-
-def run_to_end(generator):
-    """The tokens of a provider's generator and what it returned (its finish reason)."""
-    tokens = []
-    while True:
-        try:
-            tokens.append(next(generator))
-        except StopIteration as end:
-            return tokens, end.value
 
 
 @pytest.mark.parametrize("stream", [True, False])

@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from tests.helpers import run_to_end
 from webapp.config import Config
 from webapp.providers import Cancellation, Equing, LocalModel, OpenAICompatible, ProviderError
 from webapp.providers import equing as equing_module
@@ -16,14 +17,10 @@ pytestmark = pytest.mark.peer
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
-def run_to_end(generator):
+def text_to_end(generator):
     """All the text of a provider's generator, and what it returned (its finish reason)."""
-    tokens = []
-    while True:
-        try:
-            tokens.append(next(generator))
-        except StopIteration as end:
-            return "".join(tokens), end.value
+    tokens, reason = run_to_end(generator)
+    return "".join(tokens), reason
 
 
 @pytest.fixture()
@@ -134,7 +131,7 @@ def test_local_model_stops_before_a_stop_sequence(stream, stop):
     whole = "".join(LocalModel.create_completion(model, QUESTION, stream, temperature=0,
                                                  max_tokens=16))
     assert "Paris" in whole
-    cut, reason = run_to_end(LocalModel.create_completion(model, QUESTION, stream,
+    cut, reason = text_to_end(LocalModel.create_completion(model, QUESTION, stream,
                                                           temperature=0, max_tokens=16,
                                                           stop=stop))
     assert cut == whole[:whole.index("Paris")] and cut.strip()
@@ -150,7 +147,7 @@ def test_local_model_continuation_stops_before_a_stop_sequence():
     whole = "".join(LocalModel.create_completion(model, messages, True, temperature=0,
                                                  max_tokens=12))
     assert "six" in whole
-    cut, reason = run_to_end(LocalModel.create_completion(model, messages, True, temperature=0,
+    cut, reason = text_to_end(LocalModel.create_completion(model, messages, True, temperature=0,
                                                           max_tokens=12, stop=["six"]))
     assert cut == whole[:whole.index("six")] and "five" in cut
     assert reason == "stop"

@@ -33,7 +33,11 @@ create`` and the model ``/v1/models`` lists (``openai/<the upstream's model>``),
 per call as for the upstream direct. The app relays each upstream chunk as a
 ``chat.completion.chunk`` event whose content is the token's text, stamp included; a call that
 does not end with ``finish_reason`` and ``data: [DONE]``, or whose stamps did not all arrive, is
-an error. It also reports the CPU each party used: the app, the fake upstream and this client.
+an error.
+
+Every run also reports the CPU each party used, straight to the upstream and through the app:
+the app, the fake upstream, this client, and the rest of the machine (other sessions' tests
+share its two cores: a figure measured beside them says so).
 """
 
 from __future__ import annotations
@@ -493,10 +497,6 @@ class MemorySampler:
             found.append(pid)
             todo.extend(children.get(pid, []))
         return found
-
-    def cpu(self) -> float:
-        """CPU seconds (user + system) the tree has used so far."""
-        return proc_cpu(self.tree())
 
     def rss(self) -> int:
         total = 0

@@ -835,7 +835,7 @@ def report_cpu(direct: dict, app: dict, unit: str) -> None:
     for name, s in (("direct", direct), ("through the app", app)):
         cpu = s.get("cpu")
         if cpu:
-            print(f"  CPU used, {name} (over {cpu['wall']:.1f} s): app {cpu['app']:.2f} s, "
+            print(f"  CPU used, {name} (over {cpu['wall']:.2f} s): app {cpu['app']:.2f} s, "
                   f"upstream {cpu['upstream']:.2f} s, client {cpu['client']:.2f} s, "
                   f"rest of the machine {cpu['rest']:.2f} s")
 

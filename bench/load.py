@@ -33,7 +33,11 @@ create`` and the model ``/v1/models`` lists (``openai/<the upstream's model>``),
 per call as for the upstream direct. The app relays each upstream chunk as a
 ``chat.completion.chunk`` event whose content is the token's text, stamp included; a call that
 does not end with ``finish_reason`` and ``data: [DONE]``, or whose stamps did not all arrive, is
-an error. It also reports the CPU each party used: the app, the fake upstream and this client.
+an error.
+
+Every run also reports the CPU each party used, straight to the upstream and through the app:
+the app, the fake upstream, this client, and the rest of the machine (other sessions' tests
+share its two cores: a figure measured beside them says so).
 """
 
 from __future__ import annotations
@@ -475,6 +479,7 @@ class MemorySampler:
 
     def __init__(self, pid: int):
         self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self.own_cpu = 0.0
 
     def tree(self) -> list[int]:
         children: dict[int, list[int]] = {}
@@ -493,17 +498,6 @@ class MemorySampler:
             todo.extend(children.get(pid, []))
         return found
 
-    def cpu(self) -> float:
-        """CPU seconds (user + system) the tree has used so far."""
-        total = 0
-        for pid in self.tree():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-            except (OSError, ValueError, IndexError):
-                continue
-        return total / os.sysconf("SC_CLK_TCK")
-
     def rss(self) -> int:
         total = 0
         for pid in self.tree():
@@ -519,9 +513,14 @@ class MemorySampler:
         def run():
             while not self._stop.is_set():
                 self.peak = max(self.peak, self.rss())
+                # Its own cost, so that the client's CPU can leave it out: every sample
+                # reads the whole of /proc.
+                self.own_cpu = time.thread_time()
                 self._stop.wait(0.2)
 
-        self.cpu_start = self.cpu()
+        # The processes are looked up once: walking /proc costs the client milliseconds.
+        self.pids = self.tree()
+        self.cpu_start = proc_cpu(self.pids)
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
         return self
@@ -529,13 +528,25 @@ class MemorySampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.cpu_used = self.cpu() - self.cpu_start
+        self.cpu_used = proc_cpu(self.pids) - self.cpu_start
+
+
+def proc_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes ``pids`` have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
 class Cpu:
     """CPU seconds each party used in a run: the app (master and workers), the fake upstream,
-    this client (every thread of this process: the turns' event loop, the samplers), and the
+    this client (its turns' event loop; the memory samplers' reads of ``/proc`` left out), the
     rest of the machine (other processes, such as another session's tests, and the kernel's
     work no process is charged for): the figures are only worth comparing when it is small."""
 
@@ -543,10 +554,12 @@ class Cpu:
     upstream: float = 0.0
     client: float = 0.0
     rest: float = 0.0
+    #: The run's duration (wall clock): CPU seconds over it are cores.
+    wall: float = 0.0
 
     def __add__(self, other: Cpu) -> Cpu:
         return Cpu(self.app + other.app, self.upstream + other.upstream,
-                   self.client + other.client, self.rest + other.rest)
+                   self.client + other.client, self.rest + other.rest, self.wall + other.wall)
 
 
 def machine_busy() -> float:
@@ -750,15 +763,19 @@ class Bench:
                                           for _ in range(streams)])
 
         samplers = [MemorySampler(s.proc.pid) for s in (self.server, self.peer) if s]
-        upstream = MemorySampler(self.upstream_proc.pid)
-        upstream_cpu, client_cpu, busy = upstream.cpu(), time.process_time(), machine_busy()
+        upstream = [self.upstream_proc.pid]
         with contextlib.ExitStack() as stack:
             for sampler in samplers:
                 stack.enter_context(sampler)
+            client, busy, started = time.process_time(), machine_busy(), time.perf_counter()
+            upstream_cpu = proc_cpu(upstream)
             turns = self.loop.run_until_complete(go())
-        cpu = Cpu(sum(s.cpu_used for s in samplers), upstream.cpu() - upstream_cpu,
-                  time.process_time() - client_cpu)
-        cpu.rest = max(0.0, machine_busy() - busy - cpu.app - cpu.upstream - cpu.client)
+            cpu = Cpu(upstream=proc_cpu(upstream) - upstream_cpu,
+                      client=time.process_time() - client, wall=time.perf_counter() - started)
+            busy = machine_busy() - busy
+        sampling = sum(s.own_cpu for s in samplers)
+        cpu.app, cpu.client = sum(s.cpu_used for s in samplers), max(0.0, cpu.client - sampling)
+        cpu.rest = max(0.0, busy - cpu.app - cpu.upstream - cpu.client - sampling)
         return list(turns), sum(s.peak for s in samplers), cpu
 
     def __exit__(self, *exc):
@@ -818,8 +835,9 @@ def report_cpu(direct: dict, app: dict, unit: str) -> None:
     for name, s in (("direct", direct), ("through the app", app)):
         cpu = s.get("cpu")
         if cpu:
-            print(f"  CPU used, {name}: app {cpu['app']:.2f} s, upstream {cpu['upstream']:.2f} s, "
-                  f"client {cpu['client']:.2f} s, rest of the machine {cpu['rest']:.2f} s")
+            print(f"  CPU used, {name} (over {cpu['wall']:.2f} s): app {cpu['app']:.2f} s, "
+                  f"upstream {cpu['upstream']:.2f} s, client {cpu['client']:.2f} s, "
+                  f"rest of the machine {cpu['rest']:.2f} s")
 
 
 def report_attached(attached: dict[str, dict]) -> None:

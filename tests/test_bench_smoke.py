@@ -7,6 +7,7 @@ import math
 import pytest
 
 from bench import (
+    api_profile,
     browser_first_token,
     browser_stream,
     load,
@@ -46,6 +47,14 @@ def test_load_bench_runs_through_the_api():
         # Every stamp came through the relay's JSON, once: as many tokens as sent directly.
         assert result["app"]["tokens"] == result["direct"]["tokens"] == 5 * result["app"]["turns"]
         assert result["app"]["cpu"]["app"] > 0
+
+
+def test_api_profile_bench_runs():
+    result = api_profile.main(["--calls", "2", "--tokens", "3", "--gap-ms", "0"])
+    assert result["summary"]["errors"] == 0
+    # Every call went through the timed server (the app's own stages may be renamed: those
+    # missing are listed, not failed on).
+    assert result["stages"]["0 whole call (gunicorn)"][0] == result["calls"] == 2
 
 
 def test_load_bench_runs_with_readers_attaching_mid_answer():
